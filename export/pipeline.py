@@ -1,0 +1,114 @@
+"""The whole chain: data → teacher → student → ONNX / TFLite → bundles → verify → report."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from export.bundle import finish_bundle, golden_examples, make_bundle
+from export.config import PipelineConfig, to_dict
+from export.data import load_data
+from export.distill import distill
+from export.errors import ConfigError, VerificationError
+from export.onnx import to_onnx
+from export.report import Report, write_report
+from export.tflite import to_tflite
+from export.train import finetune
+from export.verify import verify
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: PipelineConfig) -> Report:
+    """Runs every stage and writes ``cfg.out`` (bundles, models, report.md, report.json).
+
+    Raises:
+        ExportError: bad input (before anything is written) or a failing stage.
+        VerificationError: an artifact failed parity or the accuracy gate; ``cfg.out`` then
+            holds the report and only the bundles that passed.
+    """
+    check_output_dir(cfg.out, cfg.overwrite)
+    data = load_data(cfg.data)
+    for note in data.notes:
+        log.info("data: %s", note)
+    n = cfg.data.max_length
+    times: dict[str, float] = {}
+    stage = functools.partial(timed, times)
+    with staging_dir(cfg.out) as work:
+        with stage("finetune"):
+            teacher = finetune(cfg.model, data, cfg.finetune, work / "models", max_length=n, seed=cfg.seed)
+        with stage("distill"):
+            student = distill(teacher, data, cfg.distill, work / "models", max_length=n, seed=cfg.seed)
+        with stage("export"):
+            exported = to_onnx([student, teacher] if cfg.onnx.teacher else [student], cfg.onnx, work / "artifacts")
+            if cfg.tflite.enabled:
+                exported += to_tflite(student, cfg.tflite, work / "artifacts", seq_len=n)
+        models = {m.name: m for m in (teacher, student)}
+        bundles = {a.name: work / "bundles" / a.name for a in exported}
+        for a in exported:
+            make_bundle(a, models[a.model], bundles[a.name], n)
+        with stage("verify"):
+            results, logits = verify([teacher, student], exported, bundles, data.eval, cfg.verify, n)
+        kept = []
+        for r in results:
+            if r.name not in bundles:
+                continue
+            if not r.passed:  # a bundle that failed verification is never shipped
+                shutil.rmtree(bundles[r.name])
+                continue
+            k = cfg.verify.golden_examples
+            golden = golden_examples(data.eval.texts[:k], logits[r.name][:k], models[r.model].tokenizer, data.label_names, n)
+            finish_bundle(bundles[r.name], {key: v for key, v in vars(r).items() if key != "failures"}, golden)
+            kept.append(r.name)
+        shutil.rmtree(work / "models" / "checkpoints", ignore_errors=True)
+        shutil.rmtree(work / "artifacts", ignore_errors=True)
+        report = Report(tuple(results), data.summary(), to_dict(cfg), dict(times), tuple(kept))
+        write_report(report, work)
+    if not report.passed:
+        raise VerificationError(report.failures, str(cfg.out / "report.md"))
+    return report
+
+
+def check_output_dir(out: Path, overwrite: bool) -> None:
+    """Refuses to write into a non-empty directory unless ``overwrite`` is set."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} is a file; pass a directory with --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"output directory {out} is not empty; choose another --out or pass --overwrite")
+
+
+@contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A hidden sibling of ``out`` that replaces it only when the block completes.
+
+    On an exception the staging directory is removed, so ``out`` is never half written.
+    """
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    work.rename(out)
+
+
+@contextmanager
+def timed(times: dict[str, float], name: str) -> Iterator[None]:
+    """Logs a stage's start and end and records its wall time in ``times``."""
+    log.info("stage %s: start", name)
+    start = time.perf_counter()
+    yield
+    times[name] = round(time.perf_counter() - start, 1)
+    log.info("stage %s: done in %.1f s", name, times[name])

@@ -1,0 +1,236 @@
+"""PyTorch → TFLite export of a Hugging Face sequence classifier with litert-torch.
+
+The exported graph has batch 1 and a fixed sequence length, takes the model's
+own token inputs by name (``input_ids``, ``attention_mask`` and, where the model
+has them, ``token_type_ids``) as int32, and returns float32 logits. The model is
+converted once in fp32; other precisions are quantized from that flatbuffer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import litert_torch
+import numpy as np
+import torch
+from ai_edge_litert.interpreter import Interpreter
+from transformers import PreTrainedModel
+
+from export.architectures import TOKEN_INPUTS, model_input_names
+from export.artifacts import Artifact, Format
+from export.config import TfliteConfig
+from export.errors import ConfigError, ConversionError
+from export.models import Classifier
+from quantize.tflite import TfliteQuant, quantize_tflite, write_atomic
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LogitsOnly",
+    "TfliteConversionError",
+    "convert_tflite",
+    "model_input_names",
+    "tflite_signature",
+    "to_tflite",
+]
+
+Signature = dict[str, dict[str, tuple[tuple[int, ...], str]]]
+
+
+class TfliteConversionError(ConversionError):
+    """litert-torch could not convert a model, or a TFLite file cannot be read."""
+
+
+class LogitsOnly(torch.nn.Module):
+    """Wraps a ``*ForSequenceClassification`` model so that it returns logits only.
+
+    ``forward`` takes the token inputs by keyword, so the converter names the
+    TFLite inputs after them. The attention mask is handed to the model untouched;
+    bounding the mask fill value (needed for full-int8) belongs here, before the
+    model call, so it stays one place to change.
+
+    Args:
+        model: A Hugging Face sequence classifier. Put in eval mode (this mutates
+            ``model``; export never wants dropout).
+    """
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.input_names = model_input_names(model)
+        self._return_dict = "return_dict" in inspect.signature(model.forward).parameters
+        self.eval()
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Runs the model and returns its ``[batch, num_labels]`` logits."""
+        if self._return_dict:
+            inputs = {**inputs, "return_dict": True}
+        out = self.model(**inputs)
+        if isinstance(out, torch.Tensor):
+            return out
+        logits = getattr(out, "logits", None)
+        return logits if logits is not None else out[0]
+
+
+def _model_name(model: torch.nn.Module) -> str:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return f"{type(model).__name__} (model_type={model_type!r})"
+
+
+def _sample_inputs(names: tuple[str, ...], seq_len: int) -> dict[str, torch.Tensor]:
+    # Values only matter for tracing; an all-ones mask keeps every position live.
+    return {
+        name: (torch.ones if name == "attention_mask" else torch.zeros)(1, seq_len, dtype=torch.long) for name in names
+    }
+
+
+def _convert_fp32(model: PreTrainedModel, seq_len: int) -> bytes:
+    names = model_input_names(model)
+    if not names:
+        raise TfliteConversionError(
+            f"{_model_name(model)}: forward() takes none of {list(TOKEN_INPUTS)}; "
+            "pass a Hugging Face *ForSequenceClassification model."
+        )
+    wrapper = LogitsOnly(model)
+    # litert-torch prints progress to stdout (rich); keep it, but as a debug log.
+    progress = io.StringIO()
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(progress):
+            edge_model = litert_torch.convert(wrapper, sample_kwargs=_sample_inputs(names, seq_len))
+            flatbuffer = edge_model.model_content()
+    except Exception as e:  # litert-torch / torch.export raise many unrelated types
+        raise TfliteConversionError(
+            f"litert-torch failed to convert {_model_name(model)} at seq_len={seq_len}: "
+            f"{type(e).__name__}: {e}. Check that torch.export.export() accepts the model, try "
+            "loading it with attn_implementation='eager', or use the ONNX export instead."
+        ) from e
+    finally:
+        if progress.getvalue():
+            logger.debug("litert-torch conversion log:\n%s", progress.getvalue().rstrip())
+    got = _signature_of(Interpreter(model_content=flatbuffer), f"converted {_model_name(model)}")["inputs"]
+    if set(got) != set(names):
+        raise TfliteConversionError(
+            f"litert-torch named the inputs of {_model_name(model)} {sorted(got)}, expected {sorted(names)}; "
+            "check that the installed litert-torch honours sample_kwargs names."
+        )
+    return flatbuffer
+
+
+def convert_tflite(
+    model: PreTrainedModel,
+    out_path: Path,
+    *,
+    seq_len: int,
+    quantization: TfliteQuant = TfliteQuant.FP32,
+) -> Path:
+    """Converts a sequence classifier to a TFLite flatbuffer.
+
+    The model is converted once in fp32; other precisions are produced from that
+    flatbuffer by :func:`quantize.tflite.quantize_tflite`. To ship several
+    precisions, convert to fp32 once and call ``quantize_tflite`` on the result.
+
+    The TFLite signature ``serving_default`` has inputs named as in
+    :func:`model_input_names` (listed alphabetically by the signature, so bind by
+    name), each ``int32 [1, seq_len]`` (litert-torch downcasts the int64 samples),
+    and one output ``output_0``: ``float32 [1, num_labels]`` logits.
+
+    Args:
+        model: A Hugging Face ``*ForSequenceClassification`` model; set to eval mode.
+        out_path: Destination ``.tflite``. Written atomically: on any failure
+            nothing is left at ``out_path`` (an existing file is kept).
+        seq_len: Fixed sequence length of the exported graph.
+        quantization: Precision of the written model.
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ConfigError: ``seq_len`` is not a positive int or ``quantization`` is not
+            a ``TfliteQuant``.
+        TfliteConversionError: litert-torch could not convert the model.
+        TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
+    """
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ConfigError(f"seq_len must be a positive int, got {seq_len!r}")
+    if not isinstance(quantization, TfliteQuant):
+        allowed = [q.value for q in TfliteQuant]
+        raise ConfigError(f"quantization must be a TfliteQuant {allowed}, got {quantization!r}")
+    out_path = Path(out_path)
+    flatbuffer = _convert_fp32(model, seq_len)
+    if quantization is TfliteQuant.FP32:
+        return write_atomic(flatbuffer, out_path)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, fp32_tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.fp32.", suffix=".tflite")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(flatbuffer)
+        return quantize_tflite(Path(fp32_tmp), out_path, quantization)
+    finally:
+        Path(fp32_tmp).unlink(missing_ok=True)
+
+
+def _signature_of(interpreter: Interpreter, where: str) -> Signature:
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        raise TfliteConversionError(f"{where} has signatures {sorted(signatures)}; expected exactly one")
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+
+    def describe(details: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+        return {name: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for name, d in details.items()}
+
+    return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
+
+
+def tflite_signature(path: Path) -> Signature:
+    """Reads the input and output tensors of a TFLite model's only signature.
+
+    Args:
+        path: A ``.tflite`` file with exactly one signature.
+
+    Returns:
+        ``{"inputs": {name: (shape, dtype)}, "outputs": {name: (shape, dtype)}}``,
+        with shapes as int tuples and dtypes as numpy names (``"int32"``).
+
+    Raises:
+        TfliteConversionError: The file cannot be loaded or has not exactly one signature.
+    """
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise TfliteConversionError(f"cannot load TFLite model {path}: {e}") from e
+    return _signature_of(interpreter, str(path))
+
+
+def to_tflite(clf: Classifier, cfg: TfliteConfig, out_dir: Path, *, seq_len: int) -> list[Artifact]:
+    """Exports a classifier to fp32 TFLite, then quantizes it to every other configured precision.
+
+    Args:
+        clf: The classifier to export (the pipeline's student).
+        cfg: Which precisions to write; ``cfg.precisions`` includes fp32.
+        out_dir: Folder for ``{name}-tflite-{precision}.tflite`` files.
+        seq_len: The fixed sequence length of the exported graphs.
+
+    Returns:
+        One artifact per precision, fp32 first; quantized ones name the fp32 one as source.
+
+    Raises:
+        TfliteConversionError: litert-torch could not convert the model.
+        TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
+    """
+    fp32_name = f"{clf.name}-tflite-{TfliteQuant.FP32.value}"
+    fp32_path = convert_tflite(clf.model, out_dir / f"{fp32_name}.tflite", seq_len=seq_len)
+    artifacts = [Artifact(fp32_name, fp32_path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=seq_len)]
+    for mode in cfg.precisions:
+        if mode is TfliteQuant.FP32:
+            continue
+        name = f"{clf.name}-tflite-{mode.value}"
+        path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)
+        artifacts.append(Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=seq_len))
+    return artifacts

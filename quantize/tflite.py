@@ -1,0 +1,105 @@
+"""Post-training quantization of an fp32 TFLite flatbuffer with ai-edge-quantizer.
+
+The model is converted once, in fp32; every other precision is derived from that
+flatbuffer, so conversion problems and quantization problems stay separate.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ai_edge_quantizer import quantizer as aeq
+from ai_edge_quantizer import recipe, recipe_manager
+from ai_edge_quantizer.algorithm_manager import AlgorithmName
+from ai_edge_quantizer.qtyping import TFLOperationName
+
+from export.errors import ConversionError
+from quantize.modes import TfliteQuant
+
+__all__ = ["TfliteQuant", "TfliteQuantizationError", "quantize_tflite"]
+
+
+class TfliteQuantizationError(ConversionError):
+    """ai-edge-quantizer failed on an fp32 TFLite flatbuffer."""
+
+
+def _recipe(mode: TfliteQuant) -> Any:
+    if mode is TfliteQuant.DYNAMIC_INT8:
+        # Symmetric per-channel int8 weights; activations are quantized at run time.
+        return recipe.dynamic_wi8_afp32()
+    # FP16: weight-only "float casting" of FULLY_CONNECTED / EMBEDDING_LOOKUP weights.
+    manager = recipe_manager.RecipeManager()
+    manager.add_weight_only_config(
+        regex=".*",
+        operation_name=TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
+        algorithm_key=AlgorithmName.FLOAT_CASTING,
+    )
+    return manager.get_quantization_recipe()
+
+
+def write_atomic(data: bytes, out_path: Path) -> Path:
+    """Writes ``data`` to ``out_path`` via a temp file in the same directory.
+
+    ``os.replace`` is atomic on one filesystem, so readers see either the old
+    file or the complete new one, and a crash leaves no partial ``out_path``.
+
+    Returns:
+        ``out_path``.
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def quantize_tflite(fp32_path: Path, out_path: Path, mode: TfliteQuant) -> Path:
+    """Writes a quantized copy of an fp32 TFLite model.
+
+    Input/output names, shapes and dtypes are unchanged, so a runtime binds the
+    quantized model exactly like the fp32 one.
+
+    Args:
+        fp32_path: The fp32 ``.tflite`` produced by the converter.
+        out_path: Where to write the quantized model. Written atomically: on any
+            failure nothing is left at ``out_path``.
+        mode: ``DYNAMIC_INT8`` (int8 per-channel weights, activations quantized
+            at run time) or ``FP16`` (float16 weights, float compute).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ValueError: ``mode`` is ``FP32`` or not a ``TfliteQuant``.
+        TfliteQuantizationError: The fp32 file cannot be read or the quantizer failed.
+    """
+    if not isinstance(mode, TfliteQuant) or mode is TfliteQuant.FP32:
+        allowed = [m.value for m in TfliteQuant if m is not TfliteQuant.FP32]
+        raise ValueError(f"quantize_tflite mode must be one of {allowed}, got {mode!r}")
+    fp32_path = Path(fp32_path)
+    out_path = Path(out_path)
+    try:
+        float_model = fp32_path.read_bytes()
+    except OSError as e:
+        raise TfliteQuantizationError(f"cannot read fp32 TFLite model {fp32_path}: {e}") from e
+    try:
+        qt = aeq.Quantizer(bytearray(float_model), _recipe(mode))
+        # Both default to writing to stdout/stderr; library code stays silent.
+        result = qt.quantize(enable_progress_bar=False, enable_progress_report=False)
+    except Exception as e:  # the quantizer raises many unrelated types
+        raise TfliteQuantizationError(
+            f"ai-edge-quantizer failed to quantize {fp32_path} to {mode.value}: "
+            f"{type(e).__name__}: {e}. Check the fp32 model runs, or try another mode."
+        ) from e
+    if result.quantized_model is None:
+        raise TfliteQuantizationError(f"ai-edge-quantizer returned no model for {fp32_path}")
+    return write_atomic(bytes(result.quantized_model), out_path)

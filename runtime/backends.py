@@ -1,0 +1,250 @@
+"""Inference engines behind one small interface, binding inputs by name.
+
+Both engines are imported lazily, inside the backend constructors, so importing
+:mod:`runtime` costs nothing and a device needs only the engine its bundle uses.
+
+Inputs are always bound by name, never by position: exporters order inputs differently
+(litert-torch sorts them), and DistilBERT has no ``token_type_ids``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from runtime.errors import BackendUnavailableError, BundleError, InputError
+
+__all__ = ["Backend", "OnnxBackend", "TfliteBackend", "open_backend"]
+
+_ORT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+class Backend(Protocol):
+    """A loaded model that maps named int64 arrays to float32 logits.
+
+    Attributes:
+        input_names: Inputs as the model file declares them.
+        fixed_length: Sequence length the model requires, or ``None`` if dynamic.
+    """
+
+    input_names: tuple[str, ...]
+    fixed_length: int | None
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Runs the model; returns float32 logits of shape ``[batch, num_labels]``."""
+        ...
+
+
+class OnnxBackend:
+    """ONNX Runtime (CPU) backend; the session is built once.
+
+    ``run`` is safe to call from several threads: ``InferenceSession.run`` is thread-safe.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads (inter-op is 1, execution sequential).
+
+    Raises:
+        BackendUnavailableError: onnxruntime is not installed.
+        BundleError: The file is not a loadable ONNX model, or its inputs are not
+            ``[batch, seq]`` integer tensors.
+    """
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        ort = _import("onnxruntime", "onnx")
+        _check_threads(threads)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only; warnings about initializers are noise
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises several unrelated exception types
+            raise BundleError(f"cannot load ONNX model {path}: {exc}; re-export the bundle") from exc
+        inputs = self._session.get_inputs()
+        self.input_names: tuple[str, ...] = tuple(i.name for i in inputs)
+        self._dtypes: dict[str, Any] = {}
+        lengths = set()
+        for i in inputs:
+            if i.type not in _ORT_DTYPES or len(i.shape) != 2:
+                raise BundleError(
+                    f"ONNX model {path} input {i.name!r} is {i.type} {i.shape}; expected an "
+                    "int64/int32 tensor of shape [batch, seq]"
+                )
+            self._dtypes[i.name] = _ORT_DTYPES[i.type]
+            lengths.add(i.shape[1] if isinstance(i.shape[1], int) else None)
+        self.fixed_length: int | None = lengths.pop() if len(lengths) == 1 else None
+        outputs = [o.name for o in self._session.get_outputs()]
+        self._output = "logits" if "logits" in outputs else outputs[0]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Runs the model on a batch.
+
+        Args:
+            feeds: Arrays ``[batch, seq]`` keyed by input name; extra keys are ignored.
+
+        Returns:
+            float32 logits ``[batch, num_labels]``.
+
+        Raises:
+            InputError: An input the model takes is missing, or the arrays disagree in shape.
+        """
+        arrays = _select_feeds(feeds, self.input_names, self._dtypes)
+        (logits,) = self._session.run([self._output], arrays)
+        return np.asarray(logits, dtype=np.float32)
+
+
+class TfliteBackend:
+    """LiteRT (TFLite) backend through the model's signature runner, built once.
+
+    Models converted by litert-torch have a fixed ``[1, seq]`` input shape, so ``run``
+    invokes the model once per row (per chunk of the model's batch size) and concatenates.
+    A LiteRT interpreter is not thread-safe; ``run`` holds a lock, so concurrent calls are
+    safe but serialised. Use one backend per thread for parallel inference.
+
+    Args:
+        path: The ``.tflite`` file.
+        threads: Interpreter threads.
+
+    Raises:
+        BackendUnavailableError: ai-edge-litert is not installed.
+        BundleError: The file is not a loadable model, has no usable signature, more than
+            one output, or inputs that are not ``[batch, seq]``.
+    """
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        interpreter_module = _import("ai_edge_litert.interpreter", "tflite")
+        _check_threads(threads)
+        try:
+            interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
+            signatures = interpreter.get_signature_list()
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"cannot load TFLite model {path}: {exc}; re-export the bundle") from exc
+        key = _pick_signature(signatures, path)
+        self._runner = interpreter.get_signature_runner(key)
+        self._interpreter = interpreter  # the runner needs it alive
+        details = self._runner.get_input_details()
+        outputs = self._runner.get_output_details()
+        if len(outputs) != 1:
+            raise BundleError(
+                f"TFLite model {path} signature {key!r} has outputs {sorted(outputs)}; "
+                "expected exactly one (the logits)"
+            )
+        self.input_names: tuple[str, ...] = tuple(signatures[key]["inputs"])
+        self._dtypes = {name: details[name]["dtype"] for name in self.input_names}
+        shapes = {tuple(int(d) for d in details[name]["shape_signature"]) for name in self.input_names}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise BundleError(f"TFLite model {path} inputs have shapes {sorted(shapes)}; expected one [batch, seq]")
+        batch, seq = shapes.pop()
+        self.fixed_length: int | None = seq if seq > 0 else None
+        self._batch: int | None = batch if batch > 0 else None  # None: dynamic batch
+        self._num_labels = int(next(iter(outputs.values()))["shape"][-1])
+        self._lock = threading.Lock()
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Runs the model on a batch, one invoke per model-batch chunk.
+
+        Args:
+            feeds: Arrays ``[batch, seq]`` keyed by input name; extra keys are ignored.
+
+        Returns:
+            float32 logits ``[batch, num_labels]``.
+
+        Raises:
+            InputError: An input is missing, shapes disagree, or ``seq`` is not the model's
+                fixed length.
+        """
+        arrays = _select_feeds(feeds, self.input_names, self._dtypes)
+        rows, seq = next(iter(arrays.values())).shape
+        if self.fixed_length is not None and seq != self.fixed_length:
+            raise InputError(
+                f"this TFLite model takes sequences of exactly {self.fixed_length} tokens, got {seq}; "
+                "pad to manifest.fixed_length"
+            )
+        step = self._batch or max(rows, 1)
+        chunks = []
+        with self._lock:
+            for start in range(0, rows, step):
+                chunk = {k: _pad_rows(v[start : start + step], step) for k, v in arrays.items()}
+                out = self._runner(**chunk)
+                logits = np.array(next(iter(out.values())), dtype=np.float32)
+                chunks.append(logits[: min(step, rows - start)])
+        if not chunks:
+            return np.zeros((0, self._num_labels), dtype=np.float32)
+        return np.concatenate(chunks, axis=0)
+
+
+def open_backend(path: Path, threads: int = 1) -> Backend:
+    """Opens a model file with the backend its suffix names.
+
+    Args:
+        path: A ``.onnx`` or ``.tflite`` file.
+        threads: Inference threads.
+
+    Returns:
+        The loaded backend.
+
+    Raises:
+        BundleError: Unknown suffix, or the model cannot be loaded.
+        BackendUnavailableError: The engine for this suffix is not installed.
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return OnnxBackend(path, threads)
+    if path.suffix == ".tflite":
+        return TfliteBackend(path, threads)
+    raise BundleError(f"cannot open model {path}: unknown suffix {path.suffix!r}; expected .onnx or .tflite")
+
+
+def _import(module: str, extra: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"{module.split('.')[0]} is not installed, and this bundle needs it: pip install 'bert-mobile-kit[{extra}]'"
+        ) from exc
+
+
+def _check_threads(threads: int) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"threads must be a positive int, got {threads!r}")
+
+
+def _pick_signature(signatures: Mapping[str, Any], path: Path) -> str:
+    if "serving_default" in signatures:
+        return "serving_default"
+    if len(signatures) == 1:
+        return next(iter(signatures))
+    raise BundleError(
+        f"TFLite model {path} has signatures {sorted(signatures) or 'none'}; expected 'serving_default' "
+        "or exactly one (convert with litert_torch.convert(..., sample_kwargs=...))"
+    )
+
+
+def _select_feeds(
+    feeds: Mapping[str, np.ndarray], names: tuple[str, ...], dtypes: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise InputError(
+            f"missing model input(s) {', '.join(missing)}; the model takes {', '.join(names)}, "
+            f"got {', '.join(sorted(feeds)) or 'nothing'}"
+        )
+    arrays = {n: np.ascontiguousarray(feeds[n], dtype=dtypes[n]) for n in names}
+    shapes = {n: a.shape for n, a in arrays.items()}
+    if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 2:
+        raise InputError(f"model inputs must all be [batch, seq] of one shape, got {shapes}")
+    return arrays
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    missing = rows - array.shape[0]
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)], axis=0)

@@ -1,0 +1,284 @@
+"""Text classification from a bundle: tokenize, run the backend, softmax.
+
+Example:
+    >>> clf = TextClassifier.load("out/student-onnx-int8")  # doctest: +SKIP
+    >>> clf.predict(["what a great movie"])[0].label  # doctest: +SKIP
+    'positive'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.backends import Backend, open_backend
+from runtime.bundle import MANIFEST_NAME, Manifest, load_manifest
+from runtime.errors import BundleError, GoldenMismatchError, InputError
+from runtime.tokenizer import BundleTokenizer
+
+__all__ = ["Prediction", "TextClassifier", "golden_atol"]
+
+_BACKEND_CHOICES = ("auto", "onnx", "tflite")
+_FEEDABLE = ("input_ids", "attention_mask", "token_type_ids")
+_DEFAULT_BATCH = 32
+
+# Golden logits are recorded from the same artifact, so float models reproduce them to
+# rounding noise. Int8 kernels do not: dynamic quantisation rounds activations per call,
+# and ORT/XNNPACK pick different int8 kernels (VNNI, AVX2, NEON) on different CPUs, which
+# moves logits by ~1e-2 on the same input. 5e-2 still catches a wrong model or tokenizer.
+_ATOL_FLOAT = 1e-3
+_ATOL_QUANTIZED = 5e-2
+_QUANTIZED_MARKERS = ("int8", "int4", "uint8")
+
+
+def golden_atol(precision: str) -> float:
+    """Returns the logit tolerance :meth:`TextClassifier.selftest` uses for a precision."""
+    return _ATOL_QUANTIZED if any(m in precision for m in _QUANTIZED_MARKERS) else _ATOL_FLOAT
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified text.
+
+    Attributes:
+        label: The most probable label.
+        score: Its probability.
+        probabilities: Label -> probability (sums to 1).
+        truncated: Whether the text was cut at the bundle's ``max_length``; the prediction
+            then only saw its beginning.
+    """
+
+    label: str
+    score: float
+    probabilities: Mapping[str, float]
+    truncated: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """Returns a JSON-ready dict."""
+        return {
+            "label": self.label,
+            "score": self.score,
+            "probabilities": dict(self.probabilities),
+            "truncated": self.truncated,
+        }
+
+
+class TextClassifier:
+    """A bundle's tokenizer and model, ready to classify texts.
+
+    Build one with :meth:`load`. The tokenizer and backend are created once; ``predict`` and
+    ``logits`` may be called from several threads (the TFLite backend serialises them).
+
+    Args:
+        manifest: The bundle's manifest.
+        tokenizer: Tokenizer for ``manifest.tokenizer_file``.
+        backend: Loaded model for ``manifest.model_file``.
+
+    Raises:
+        BundleError: The manifest and the model file disagree on inputs or sequence length.
+    """
+
+    def __init__(self, manifest: Manifest, tokenizer: BundleTokenizer, backend: Backend) -> None:
+        self.manifest = manifest
+        self._tokenizer = tokenizer
+        self._backend = backend
+        unknown = [n for n in manifest.input_names if n not in _FEEDABLE]
+        if unknown:
+            raise BundleError(
+                f"manifest input(s) {', '.join(unknown)} cannot be fed; the runtime fills {', '.join(_FEEDABLE)}"
+            )
+        missing = [n for n in backend.input_names if n not in manifest.input_names]
+        if missing:
+            raise BundleError(
+                f"model {manifest.model_file} takes {', '.join(missing)}, which manifest input_names "
+                f"{list(manifest.input_names)} lacks; the bundle is inconsistent, re-export it"
+            )
+        # By name: a manifest input the model does not take (token_type_ids for DistilBERT)
+        # is dropped rather than fed by position.
+        self._feed_names = tuple(n for n in manifest.input_names if n in backend.input_names)
+        if backend.fixed_length is not None and backend.fixed_length != manifest.fixed_length:
+            raise BundleError(
+                f"model {manifest.model_file} takes sequences of {backend.fixed_length} tokens but "
+                f"the manifest says fixed_length={manifest.fixed_length}; re-export the bundle"
+            )
+        self._pad_to = manifest.fixed_length
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str = "auto", threads: int = 1) -> TextClassifier:
+        """Loads a bundle directory, checking its manifest and file hashes.
+
+        Args:
+            path: The bundle directory (a path to its ``manifest.json`` also works).
+            backend: ``"auto"`` (the manifest's backend), ``"onnx"`` or ``"tflite"``; a
+                specific one must match the bundle.
+            threads: Inference threads.
+
+        Returns:
+            The classifier.
+
+        Raises:
+            InputError: ``backend`` is not one of the choices.
+            BundleError: The bundle is missing, invalid, tampered with, or of another backend.
+            BackendUnavailableError: The bundle's inference engine is not installed.
+        """
+        if backend not in _BACKEND_CHOICES:
+            raise InputError(f"backend must be one of {', '.join(_BACKEND_CHOICES)}, got {backend!r}")
+        bundle_dir = Path(path)
+        if bundle_dir.is_file() and bundle_dir.name == MANIFEST_NAME:
+            bundle_dir = bundle_dir.parent
+        manifest = load_manifest(bundle_dir)
+        if backend not in ("auto", manifest.backend):
+            raise BundleError(
+                f"bundle {bundle_dir} holds a {manifest.backend} model ({manifest.model_file}), but "
+                f"backend={backend!r} was requested; load a {backend} bundle or pass backend='auto'"
+            )
+        model = open_backend(bundle_dir / manifest.model_file, threads)
+        tokenizer = BundleTokenizer(bundle_dir / manifest.tokenizer_file, manifest.max_length)
+        return cls(manifest, tokenizer, model)
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (
+            f"TextClassifier(name={m.name!r}, backend={m.backend!r}, "
+            f"precision={m.precision!r}, labels={list(m.labels)})"
+        )
+
+    def predict(self, texts: Sequence[str], batch_size: int = _DEFAULT_BATCH) -> list[Prediction]:
+        """Classifies texts.
+
+        Args:
+            texts: Non-empty list of non-blank strings.
+            batch_size: Texts per backend call; ONNX pads each batch to its longest text.
+
+        Returns:
+            One :class:`Prediction` per text, in order.
+
+        Raises:
+            InputError: ``texts`` is a bare string, empty, or holds a non-string or blank item;
+                or ``batch_size`` is not positive.
+        """
+        logits, truncated = self._infer(texts, batch_size)
+        probs = _softmax(logits)
+        labels = self.manifest.labels
+        out = []
+        for row, cut in zip(probs, truncated, strict=True):
+            best = int(np.argmax(row))
+            out.append(
+                Prediction(
+                    label=labels[best],
+                    score=float(row[best]),
+                    probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                    truncated=cut,
+                )
+            )
+        return out
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Returns raw float32 logits ``[len(texts), num_labels]``.
+
+        Raises:
+            InputError: As for :meth:`predict`.
+        """
+        return self._infer(texts, _DEFAULT_BATCH)[0]
+
+    def selftest(self) -> list[tuple[str, float]]:
+        """Re-runs the manifest's golden examples.
+
+        Token ids must match exactly; logits must match within :func:`golden_atol` for the
+        bundle's precision (1e-3 for float models, 5e-2 for int8 ones, whose kernels differ
+        between CPUs).
+
+        Returns:
+            ``(text, max |Δ| logits)`` for each golden example.
+
+        Raises:
+            BundleError: The bundle has no golden examples.
+            GoldenMismatchError: Some examples fail; the message lists each one with its
+                max |Δ| against the tolerance.
+        """
+        m = self.manifest
+        if not m.golden:
+            raise BundleError(f"bundle {m.name!r} has no golden examples to check; re-export it with some")
+        atol = golden_atol(m.precision)
+        texts = [g["text"] for g in m.golden]
+        encoded = self._tokenizer.encode(texts, pad_to=None)
+        logits = self.logits(texts).astype(np.float64)
+        results: list[tuple[str, float]] = []
+        failures: list[str] = []
+        for i, example in enumerate(m.golden):
+            where = f"golden[{i}] {_short(example['text'])!r}"
+            length = int(encoded.attention_mask[i].sum())
+            ids = tuple(int(x) for x in encoded.input_ids[i, :length])
+            if not self._ids_match(example["input_ids"], ids):
+                expected = _short(example["input_ids"])
+                failures.append(f"{where}: input_ids differ (expected {expected}, got {_short(ids)})")
+            delta = float(np.max(np.abs(logits[i] - np.asarray(example["logits"], dtype=np.float64))))
+            if not delta <= atol:  # also catches NaN
+                failures.append(f"{where}: max |Δ| logits {delta:.3g} > atol {atol:g}")
+            results.append((example["text"], delta))
+        if failures:
+            raise GoldenMismatchError(
+                f"bundle {m.name!r} ({m.backend}, {m.precision}): {len(failures)} golden check(s) failed "
+                f"of {len(m.golden)} examples:\n  " + "\n  ".join(failures)
+            )
+        return results
+
+    def _ids_match(self, expected: Sequence[int], ids: tuple[int, ...]) -> bool:
+        # Golden ids are unpadded; ids padded with the pad token are accepted too.
+        n = len(ids)
+        pad = self._tokenizer.pad_id
+        return tuple(expected[:n]) == ids and all(x == pad for x in expected[n:])
+
+    def _infer(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[bool]]:
+        items = _check_texts(texts)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        num_labels = len(self.manifest.labels)
+        chunks: list[np.ndarray] = []
+        truncated: list[bool] = []
+        for start in range(0, len(items), batch_size):
+            encoded = self._tokenizer.encode(items[start : start + batch_size], pad_to=self._pad_to)
+            feeds = encoded.as_feeds()
+            logits = self._backend.run({n: feeds[n] for n in self._feed_names})
+            rows = encoded.input_ids.shape[0]
+            if logits.shape != (rows, num_labels):
+                raise BundleError(
+                    f"model {self.manifest.model_file} returned logits of shape {logits.shape}, expected "
+                    f"({rows}, {num_labels}) for {num_labels} labels; the manifest does not fit the model"
+                )
+            chunks.append(logits)
+            truncated.extend(encoded.truncated)
+        return np.concatenate(chunks, axis=0), truncated
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("texts must be a list of strings, got a single str; pass [text]")
+    if isinstance(texts, (bytes, bytearray, Mapping)) or not isinstance(texts, Iterable):
+        raise InputError(f"texts must be a list of strings, got {type(texts).__name__}")
+    items = list(texts)
+    if not items:
+        raise InputError("texts is empty; pass at least one text")
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InputError(f"texts[{i}] is a {type(text).__name__}, expected str")
+        if not text.strip():
+            raise InputError(f"texts[{i}] is empty or whitespace-only; there is nothing to classify")
+    return items
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)  # exp never overflows
+    e = np.exp(z)
+    probs: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return probs
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else str(list(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."

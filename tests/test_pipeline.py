@@ -1,0 +1,111 @@
+"""The whole chain on a tiny random BERT and a real slice of SST-2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.config import load_config
+from export.pipeline import run
+from runtime import TextClassifier, load_manifest
+
+EXPECTED_BUNDLES = {
+    "student-onnx-fp32",
+    "student-onnx-int8-dynamic",
+    "teacher-onnx-fp32",
+    "teacher-onnx-int8-dynamic",
+    "student-tflite-fp32",
+    "student-tflite-int8-dynamic",
+}
+
+
+def tiny_run_config(model_dir: Path, train: Path, out: Path, *extra: str):
+    return load_config(
+        None,
+        [
+            f"model.name_or_path={model_dir}",
+            f"data.train={train}",
+            f"out={out}",
+            "data.max_train_samples=400",
+            "data.max_eval_samples=200",
+            "data.max_length=32",
+            "finetune.epochs=2",
+            "finetune.learning_rate=1e-3",
+            "distill.epochs=1",
+            "distill.learning_rate=1e-3",
+            "verify.latency_samples=5",
+            # A random 2-layer model trained for seconds has near-tied logits, where one
+            # int8 flip moves accuracy by 0.5 points on 200 texts; the gate itself is tested
+            # with a deliberately broken model elsewhere.
+            "verify.max_drop=5",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline_out(tiny_bert_dir: Path, sst2_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    report = run(tiny_run_config(tiny_bert_dir, sst2_path, out))
+    return out, report
+
+
+def test_pipeline_writes_every_bundle_and_report(pipeline_out) -> None:
+    out, report = pipeline_out
+    assert report.passed, report.failures
+    assert set(report.bundles) == EXPECTED_BUNDLES
+    assert {p.name for p in (out / "bundles").iterdir()} == EXPECTED_BUNDLES
+    data = json.loads((out / "report.json").read_text())
+    assert data["passed"] is True
+    names = [r["name"] for r in data["results"]]
+    assert names[:2] == ["teacher", "student"] and set(names[2:]) == EXPECTED_BUNDLES
+    assert data["data"]["labels"] == ["0", "1"] and data["data"]["eval"] == 200
+    for r in data["results"]:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["p50_ms"] > 0 and r["size_bytes"] > 0, r
+        if r["precision"] == "fp32" and r["format"] != "pytorch":
+            assert r["max_abs_delta"] <= r["tolerance"], r
+    md = (out / "report.md").read_text()
+    assert "PASSED" in md and "student-tflite-int8-dynamic" in md
+    assert not list(out.parent.glob(".out.partial-*")), "staging directory left behind"
+    assert (out / "models" / "teacher" / "config.json").is_file()
+    assert not (out / "models" / "checkpoints").exists()
+
+
+def test_student_is_a_smaller_distilbert(pipeline_out) -> None:
+    out, report = pipeline_out
+    cfg = json.loads((out / "models" / "student" / "config.json").read_text())
+    assert cfg["model_type"] == "distilbert" and cfg["n_layers"] == 1, cfg
+    sizes = {r.name: r.size_bytes for r in report.results}
+    assert sizes["student"] < sizes["teacher"], sizes
+    assert sizes["student-onnx-int8-dynamic"] < sizes["student-onnx-fp32"], sizes
+    assert sizes["student-tflite-int8-dynamic"] < sizes["student-tflite-fp32"], sizes
+
+
+def test_bundles_carry_manifest_and_runtime_predicts(pipeline_out) -> None:
+    out, report = pipeline_out
+    for name in EXPECTED_BUNDLES:
+        bundle = out / "bundles" / name
+        m = load_manifest(bundle)
+        assert m.labels == ("0", "1") and m.max_length == 32, m
+        assert "token_type_ids" not in m.input_names if name.startswith("student") else True
+        assert {"model." + m.backend, "tokenizer.json", "vocab.txt", "labels.txt"} <= set(m.files)
+        assert m.metrics["accuracy"] == next(r.accuracy for r in report.results if r.name == name)
+        assert len(m.golden) == 5
+        clf = TextClassifier.load(bundle)
+        results = clf.selftest()
+        assert len(results) == 5
+        preds = clf.predict(["a gorgeous , witty , seductive movie .", "the worst film of the year ."])
+        assert all(p.label in ("0", "1") for p in preds)
+        assert all(abs(sum(p.probabilities.values()) - 1) < 1e-6 for p in preds)
+
+
+def test_int8_agrees_with_fp32_on_labels(pipeline_out) -> None:
+    _, report = pipeline_out
+    by = {r.name: r for r in report.results}
+    for fmt in ("onnx", "tflite"):
+        q, f = by[f"student-{fmt}-int8-dynamic"], by[f"student-{fmt}-fp32"]
+        assert abs(q.agreement - f.agreement) <= 0.05, (fmt, q.agreement, f.agreement)
+        assert np.isfinite(q.max_abs_delta)

@@ -1,0 +1,265 @@
+"""TFLite export: fp32 parity with PyTorch, signatures, int8/fp16 derivatives, failure modes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ai_edge_litert.interpreter import Interpreter
+from helpers import assert_close
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    MobileBertConfig,
+    MobileBertForSequenceClassification,
+    PreTrainedModel,
+)
+
+import export.tflite as tflite_mod
+import quantize.tflite as quant_mod
+from export.architectures import ARCHITECTURES, arch_for
+from export.artifacts import Format
+from export.config import TfliteConfig
+from export.errors import ExportError
+from export.models import Classifier
+from export.tflite import TfliteConversionError, convert_tflite, model_input_names, tflite_signature, to_tflite
+from quantize.tflite import TfliteQuant, TfliteQuantizationError, quantize_tflite
+
+SEQ_LEN = 16
+NUM_LABELS = 3
+# Measured max |Δ| fp32 TFLite vs PyTorch is ~1e-7 on O(1) logits for all three;
+# 1e-4 is tighter than the registry's tflite_atol on purpose.
+FP32_ATOL = 1e-4
+# fp16 weights carry ~5e-4 relative error; logits here are O(1).
+FP16_ATOL = 1e-2
+# initializer_range=0.2 (not the default 0.02) gives O(1) logits with separated
+# labels, so parity and label agreement test something; at 0.02 logits are ~1e-2
+# (MobileBERT's round to 0.0) and every comparison passes trivially.
+INIT = 0.2
+COMMON = dict(vocab_size=128, num_labels=NUM_LABELS, initializer_range=INIT, max_position_embeddings=64)
+
+TINY_MODELS: dict[str, Callable[[], PreTrainedModel]] = {
+    "bert": lambda: BertForSequenceClassification(
+        BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, **COMMON)
+    ),
+    "distilbert": lambda: DistilBertForSequenceClassification(
+        DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=37, **COMMON)
+    ),
+    "mobilebert": lambda: MobileBertForSequenceClassification(
+        MobileBertConfig(
+            hidden_size=32,
+            embedding_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            intra_bottleneck_size=16,
+            true_hidden_size=16,
+            num_feedforward_networks=1,
+            **COMMON,
+        )
+    ),
+}
+
+
+def tiny_model(name: str) -> PreTrainedModel:
+    torch.manual_seed(0)
+    return TINY_MODELS[name]().eval()
+
+
+def fixed_batch() -> dict[str, np.ndarray]:
+    """4 rows of random ids; rows 1-3 end in 3, 7 and 12 padding positions."""
+    rng = np.random.default_rng(3)  # seed picked so every top-2 margin > 0.05
+    input_ids = rng.integers(1, 128, size=(4, SEQ_LEN), dtype=np.int64)
+    attention_mask = np.ones((4, SEQ_LEN), dtype=np.int64)
+    for row, pad in enumerate((0, 3, 7, 12)):
+        if pad:
+            attention_mask[row, -pad:] = 0
+    input_ids[attention_mask == 0] = 0  # pad_token_id
+    token_type_ids = np.zeros((4, SEQ_LEN), dtype=np.int64)
+    token_type_ids[:, SEQ_LEN // 2 :] = 1
+    token_type_ids[attention_mask == 0] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def torch_logits(model: PreTrainedModel) -> np.ndarray:
+    batch = fixed_batch()
+    with torch.no_grad():
+        out = model(**{n: torch.from_numpy(batch[n]) for n in model_input_names(model)})
+    return out.logits.numpy()
+
+
+def tflite_logits(path: Path) -> np.ndarray:
+    """Runs the batch row by row (the graph has batch 1) through one interpreter."""
+    runner = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
+    details = runner.get_input_details()
+    batch = fixed_batch()
+    rows = [
+        runner(**{n: batch[n][i : i + 1].astype(d["dtype"]) for n, d in details.items()})["output_0"]
+        for i in range(len(batch["input_ids"]))
+    ]
+    return np.concatenate(rows)
+
+
+@dataclass(frozen=True)
+class Exported:
+    model: PreTrainedModel
+    reference: np.ndarray
+    fp32: Path
+    int8: Path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exported]:
+    """Converts each tiny model once per module, on first use."""
+    cache: dict[str, Exported] = {}
+
+    def get(name: str) -> Exported:
+        if name not in cache:
+            model = tiny_model(name)
+            out = tmp_path_factory.mktemp(name)
+            fp32 = convert_tflite(model, out / "model.tflite", seq_len=SEQ_LEN)
+            int8 = quantize_tflite(fp32, out / "model-int8.tflite", TfliteQuant.DYNAMIC_INT8)
+            cache[name] = Exported(model, torch_logits(model), fp32, int8)
+        return cache[name]
+
+    return get
+
+
+def test_every_architecture_has_a_parity_case() -> None:
+    missing = set(ARCHITECTURES) - set(TINY_MODELS)
+    assert not missing, f"Missing models: {sorted(missing)}"
+
+
+def test_model_input_names_follow_forward() -> None:
+    assert model_input_names(tiny_model("bert")) == ("input_ids", "attention_mask", "token_type_ids")
+    assert model_input_names(tiny_model("distilbert")) == ("input_ids", "attention_mask")
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_fp32_matches_pytorch(exported: Callable[[str], Exported], name: str) -> None:
+    e = exported(name)
+    assert_close(tflite_logits(e.fp32), e.reference, FP32_ATOL, what=f"{name} fp32 TFLite vs PyTorch")
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_signature_names_inputs_after_the_model(exported: Callable[[str], Exported], name: str) -> None:
+    e = exported(name)
+    sig = tflite_signature(e.fp32)
+    assert set(sig["inputs"]) == set(model_input_names(e.model))
+    # litert-torch downcasts the int64 sample inputs to int32.
+    assert set(sig["inputs"].values()) == {((1, SEQ_LEN), "int32")}
+    assert sig["outputs"] == {"output_0": ((1, NUM_LABELS), "float32")}
+    assert tflite_signature(e.int8) == sig
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_int8_dynamic_is_smaller_and_keeps_labels(exported: Callable[[str], Exported], name: str) -> None:
+    e = exported(name)
+    assert e.int8.stat().st_size < e.fp32.stat().st_size
+    top2 = np.sort(e.reference, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 0.05  # near-ties may legitimately flip
+    assert clear.sum() >= 3, f"fixed batch too tied to test labels: margins {top2[:, 1] - top2[:, 0]}"
+    got = tflite_logits(e.int8).argmax(axis=1)
+    np.testing.assert_array_equal(got[clear], e.reference.argmax(axis=1)[clear])
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_fp16_is_smaller_and_close(exported: Callable[[str], Exported], name: str, tmp_path: Path) -> None:
+    e = exported(name)
+    fp16 = quantize_tflite(e.fp32, tmp_path / "model-fp16.tflite", TfliteQuant.FP16)
+    assert fp16.stat().st_size < e.fp32.stat().st_size
+    assert_close(tflite_logits(fp16), e.reference, FP16_ATOL, what=f"{name} fp16 TFLite vs PyTorch")
+
+
+def test_convert_tflite_quantizes_in_one_call(exported: Callable[[str], Exported], tmp_path: Path) -> None:
+    e = exported("distilbert")
+    out = convert_tflite(e.model, tmp_path / "q.tflite", seq_len=SEQ_LEN, quantization=TfliteQuant.DYNAMIC_INT8)
+    assert out.stat().st_size < e.fp32.stat().st_size
+    assert tflite_signature(out) == tflite_signature(e.fp32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.tflite"]  # the fp32 temp file is gone
+
+
+def test_to_tflite_writes_one_artifact_per_precision(tmp_path: Path) -> None:
+    model = tiny_model("distilbert")
+    clf = Classifier("student", model, None, tmp_path, arch_for("distilbert"), ("a", "b", "c"))
+    cfg = TfliteConfig(precisions=(TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8, TfliteQuant.FP16))
+    arts = to_tflite(clf, cfg, tmp_path / "artifacts", seq_len=SEQ_LEN)
+    assert [(a.name, a.precision, a.source) for a in arts] == [
+        ("student-tflite-fp32", "fp32", "student"),
+        ("student-tflite-int8-dynamic", "int8-dynamic", "student-tflite-fp32"),
+        ("student-tflite-fp16", "fp16", "student-tflite-fp32"),
+    ]
+    assert all(a.format is Format.TFLITE and a.fixed_length == SEQ_LEN and a.model == "student" for a in arts)
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == sorted(f"{a.name}.tflite" for a in arts)
+    assert_close(tflite_logits(arts[0].path), torch_logits(model), FP32_ATOL, what="to_tflite fp32")
+
+
+class DataDependent(torch.nn.Module):
+    """Branches on a tensor value: torch.export cannot trace it."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor]:
+        if input_ids.sum().item() > 0:
+            return (input_ids.float()[:, :NUM_LABELS],)
+        return (attention_mask.float()[:, :NUM_LABELS],)
+
+
+@pytest.mark.parametrize("module", [DataDependent(), torch.nn.Linear(4, 2)], ids=["data-dependent", "no-token-inputs"])
+def test_unconvertible_module_raises_typed_error(module: torch.nn.Module, tmp_path: Path) -> None:
+    out = tmp_path / "model.tflite"
+    with pytest.raises(TfliteConversionError, match="DataDependent|Linear") as info:
+        convert_tflite(module, out, seq_len=SEQ_LEN)  # type: ignore[arg-type]
+    assert isinstance(info.value, ExportError)
+    assert not out.exists()
+
+
+def test_bad_arguments_raise_config_errors(tmp_path: Path) -> None:
+    model = tiny_model("distilbert")
+    with pytest.raises(ValueError, match="seq_len"):
+        convert_tflite(model, tmp_path / "m.tflite", seq_len=0)
+    with pytest.raises(ValueError, match="quantization"):
+        convert_tflite(model, tmp_path / "m.tflite", seq_len=SEQ_LEN, quantization="int8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode"):
+        quantize_tflite(tmp_path / "m.tflite", tmp_path / "q.tflite", TfliteQuant.FP32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_conversion_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(tflite_mod.litert_torch, "convert", boom)
+    with pytest.raises(TfliteConversionError, match="DistilBertForSequenceClassification.*converter crashed"):
+        convert_tflite(tiny_model("distilbert"), tmp_path / "model.tflite", seq_len=SEQ_LEN)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crash_before_rename_keeps_old_file(
+    exported: Callable[[str], Exported], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "model-int8.tflite"
+    out.write_bytes(b"previous model")
+
+    def crash(src: object, dst: object) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(quant_mod.os, "replace", crash)
+    with pytest.raises(OSError, match="disk went away"):
+        quantize_tflite(exported("distilbert").fp32, out, TfliteQuant.DYNAMIC_INT8)
+    assert out.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temp file left behind
+
+
+def test_quantizing_garbage_raises_typed_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    with pytest.raises(TfliteQuantizationError):
+        quantize_tflite(bad, tmp_path / "q.tflite", TfliteQuant.DYNAMIC_INT8)
+    with pytest.raises(TfliteConversionError):
+        tflite_signature(bad)
+    assert not (tmp_path / "q.tflite").exists()

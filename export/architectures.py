@@ -62,9 +62,7 @@ def arch_for(model_type: str) -> Arch:
         return ARCHITECTURES[model_type]
     except KeyError:
         known = ", ".join(sorted(ARCHITECTURES))
-        raise UnsupportedArchitectureError(
-            f"model_type {model_type!r} is not supported; supported: {known}"
-        ) from None
+        raise UnsupportedArchitectureError(f"model_type {model_type!r} is not supported; supported: {known}") from None
 
 
 def model_input_names(model: Any) -> tuple[str, ...]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     PYTORCH = "pytorch"
     ONNX = "onnx"
     TFLITE = "tflite"

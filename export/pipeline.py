@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -11,16 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from export.bundle import finish_bundle, golden_examples, make_bundle
 from export.config import PipelineConfig, to_dict
-from export.data import load_data
+from export.data import Dataset, load_data
 from export.distill import distill
 from export.errors import ConfigError, VerificationError
+from export.models import Classifier
 from export.onnx import to_onnx
 from export.report import Report, write_report
 from export.tflite import to_tflite
 from export.train import finetune
-from export.verify import verify
+from export.verify import ArtifactResult, verify
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ def run(cfg: PipelineConfig) -> Report:
         VerificationError: an artifact failed parity or the accuracy gate; ``cfg.out`` then
             holds the report and only the bundles that passed.
     """
+    started = time.perf_counter()
     check_output_dir(cfg.out, cfg.overwrite)
     data = load_data(cfg.data)
     for note in data.notes:
@@ -55,24 +60,41 @@ def run(cfg: PipelineConfig) -> Report:
             make_bundle(a, models[a.model], bundles[a.name], n)
         with stage("verify"):
             results, logits = verify([teacher, student], exported, bundles, data.eval, cfg.verify, n)
-        kept = []
-        for r in results:
-            if r.name not in bundles:
-                continue
-            if not r.passed:  # a bundle that failed verification is never shipped
-                shutil.rmtree(bundles[r.name])
-                continue
-            k = cfg.verify.golden_examples
-            golden = golden_examples(data.eval.texts[:k], logits[r.name][:k], models[r.model].tokenizer, data.label_names, n)
-            finish_bundle(bundles[r.name], {key: v for key, v in vars(r).items() if key != "failures"}, golden)
-            kept.append(r.name)
+        kept = ship_verified(results, bundles, logits, models, data, cfg.verify.golden_examples, n)
         shutil.rmtree(work / "models" / "checkpoints", ignore_errors=True)
         shutil.rmtree(work / "artifacts", ignore_errors=True)
+        times["total"] = round(time.perf_counter() - started, 1)
         report = Report(tuple(results), data.summary(), to_dict(cfg), dict(times), tuple(kept))
         write_report(report, work)
     if not report.passed:
         raise VerificationError(report.failures, str(cfg.out / "report.md"))
     return report
+
+
+def ship_verified(
+    results: list[ArtifactResult],
+    bundles: dict[str, Path],
+    logits: dict[str, np.ndarray],
+    models: dict[str, Classifier],
+    data: Dataset,
+    golden_count: int,
+    max_length: int,
+) -> tuple[str, ...]:
+    """Deletes the bundles that failed verification; adds metrics and golden examples to the rest."""
+    kept = []
+    for r in results:
+        if r.name not in bundles:
+            continue
+        if not r.passed:  # a bundle that failed verification is never shipped
+            shutil.rmtree(bundles[r.name])
+            continue
+        texts = data.eval.texts[:golden_count]
+        tokenizer = models[r.model].tokenizer
+        golden = golden_examples(texts, logits[r.name][:golden_count], tokenizer, data.label_names, max_length)
+        metrics = {key: v for key, v in dataclasses.asdict(r).items() if key != "failures"}
+        finish_bundle(bundles[r.name], metrics, golden)
+        kept.append(r.name)
+    return tuple(kept)
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

@@ -77,7 +77,9 @@ def training_arguments(
     )
 
 
-def finetune(model_cfg: ModelConfig, data: Dataset, cfg: FinetuneConfig, workdir: Path, *, max_length: int, seed: int) -> Classifier:
+def finetune(
+    model_cfg: ModelConfig, data: Dataset, cfg: FinetuneConfig, workdir: Path, *, max_length: int, seed: int
+) -> Classifier:
     """Fine-tunes a pretrained encoder with a fresh classification head.
 
     Args:

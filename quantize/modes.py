@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class OnnxQuant(str, Enum):
+class OnnxQuant(StrEnum):
     """ONNX Runtime quantization modes."""
 
     DYNAMIC_INT8 = "int8-dynamic"
     """int8 weights (per-channel), activations quantized at run time."""
 
 
-class TfliteQuant(str, Enum):
+class TfliteQuant(StrEnum):
     """TFLite precisions produced from the fp32 flatbuffer."""
 
     FP32 = "fp32"

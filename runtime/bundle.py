@@ -221,6 +221,7 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         target = bundle_dir / MANIFEST_NAME
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; bundles are meant to be shared
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -104,7 +104,12 @@ def test_bundled_tweets_read_without_mangling() -> None:
         ("empty.csv", "", {}, "is empty"),
         ("blank.tsv", "\n\n", {}, "is empty"),
         ("nocols.csv", "foo,bar\na,b\n", {}, "cannot find a text column among foo, bar"),
-        ("named.csv", "text,label\na,1\nb,0\n", {"label_column": "y"}, "no label column 'y'; columns found: text, label"),
+        (
+            "named.csv",
+            "text,label\na,1\nb,0\n",
+            {"label_column": "y"},
+            "no label column 'y'; columns found: text, label",
+        ),
         ("one.csv", "text,label\n" + "t,1\n" * 20, {}, "every row has label '1'"),
         ("nolabel.csv", "text,label\na,1\nb,\n", {}, "record 2 has no value in label column 'label'"),
         ("bad.jsonl", '{"text": "a", "label": 1}\nnot json\n', {}, "line 2 is not valid JSON"),

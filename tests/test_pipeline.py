@@ -109,3 +109,149 @@ def test_int8_agrees_with_fp32_on_labels(pipeline_out) -> None:
         q, f = by[f"student-{fmt}-int8-dynamic"], by[f"student-{fmt}-fp32"]
         assert abs(q.agreement - f.agreement) <= 0.05, (fmt, q.agreement, f.agreement)
         assert np.isfinite(q.max_abs_delta)
+
+
+def _broken_copy(out: Path, name: str, tmp: Path, scale: float) -> Path:
+    """A re-sealed copy of a bundle whose classifier weights are scaled (a 'wrong export')."""
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    from runtime.bundle import seal
+
+    bundle = tmp / f"{name}-broken"
+    shutil.copytree(out / "bundles" / name, bundle)
+    model = onnx.load(str(bundle / "model.onnx"))
+    for init in model.graph.initializer:
+        if init.name.startswith("classifier."):
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * scale, init.name))
+    onnx.save(model, str(bundle / "model.onnx"))
+    m = load_manifest(bundle, verify_files=False)
+    fields = {k: v for k, v in vars(m).items() if k != "files"}
+    seal(bundle, **fields)
+    return bundle
+
+
+def _reload(out: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from export.architectures import arch_for
+    from export.models import Classifier
+
+    models = []
+    for name in ("teacher", "student"):
+        path = out / "models" / name
+        model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        models.append(
+            Classifier(
+                name, model, AutoTokenizer.from_pretrained(path), path, arch_for(model.config.model_type), ("0", "1")
+            )
+        )
+    return models
+
+
+def test_verify_fails_a_wrong_export_and_a_broken_quantization(pipeline_out, tmp_path: Path, sst2_path: Path) -> None:
+    from export.artifacts import Artifact, Format
+    from export.config import DataConfig, VerifyConfig
+    from export.data import load_data
+    from export.verify import verify
+
+    out, _ = pipeline_out
+    models = _reload(out)
+    data = load_data(DataConfig(train=sst2_path, max_train_samples=400, max_eval_samples=200, max_length=32))
+    wrong_fp32 = _broken_copy(out, "student-onnx-fp32", tmp_path, scale=1.01)  # 1% off: parity must catch it
+    flipped = _broken_copy(out, "student-onnx-int8-dynamic", tmp_path, scale=-1.0)  # labels inverted
+    arts = [
+        Artifact("student-onnx-fp32", wrong_fp32 / "model.onnx", Format.ONNX, "fp32", "student", "student"),
+        Artifact(
+            "student-onnx-int8-dynamic",
+            flipped / "model.onnx",
+            Format.ONNX,
+            "int8-dynamic",
+            "student",
+            "student-onnx-fp32",
+        ),
+    ]
+    bundles = {"student-onnx-fp32": wrong_fp32, "student-onnx-int8-dynamic": flipped}
+    results, _ = verify(models, arts, bundles, data.eval, VerifyConfig(latency_samples=2, max_drop=1.0), 32)
+    by = {r.name: r for r in results}
+    assert by["teacher"].passed and by["student"].passed
+    fp32, q = by["student-onnx-fp32"], by["student-onnx-int8-dynamic"]
+    assert not fp32.passed and fp32.max_abs_delta > fp32.tolerance, fp32
+    assert "student-onnx-fp32: max |logit Δ| vs student" in fp32.failures[0], fp32.failures
+    assert not q.passed and q.accuracy_drop > 1.0, q
+    assert "points below student-onnx-fp32 (max drop 1)" in q.failures[0], q.failures
+
+
+def test_failed_verification_exits_nonzero_and_ships_no_bad_bundle(
+    tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.onnx as onnx_stage
+    from export.errors import VerificationError
+
+    real = onnx_stage.quantize_onnx
+
+    def sabotaged(fp32_path: Path, out_path: Path, mode):  # noqa: ANN001
+        import onnx
+        from onnx import numpy_helper
+
+        real(fp32_path, out_path, mode)
+        model = onnx.load(str(out_path))
+        for init in model.graph.initializer:
+            if init.name.startswith("classifier."):
+                init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+        onnx.save(model, str(out_path))
+        return out_path
+
+    monkeypatch.setattr(onnx_stage, "quantize_onnx", sabotaged)
+    out = tmp_path / "out"
+    cfg = tiny_run_config(
+        tiny_bert_dir,
+        sst2_path,
+        out,
+        "tflite.enabled=false",
+        "onnx.teacher=false",
+        "verify.max_drop=1",
+        "finetune.max_steps=10",
+        "distill.max_steps=5",
+    )
+    with pytest.raises(VerificationError) as e:
+        run(cfg)
+    assert e.value.exit_code == 1
+    msg = str(e.value)
+    assert "student-onnx-int8-dynamic: accuracy" in msg and "points below student-onnx-fp32" in msg, msg
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] is False and report["failures"], report["failures"]
+    assert not (out / "bundles" / "student-onnx-int8-dynamic").exists()
+    assert (out / "bundles" / "student-onnx-fp32" / "manifest.json").is_file()
+    assert "FAILED" in (out / "report.md").read_text()
+
+
+def test_stage_failure_leaves_no_output(
+    tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.pipeline as pipeline
+    from export.errors import ConversionError
+
+    def boom(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise ConversionError("simulated exporter crash")
+
+    monkeypatch.setattr(pipeline, "to_onnx", boom)
+    out = tmp_path / "out"
+    cfg = tiny_run_config(tiny_bert_dir, sst2_path, out, "finetune.max_steps=2", "distill.max_steps=2")
+    with pytest.raises(ConversionError, match="simulated"):
+        run(cfg)
+    assert not out.exists(), "a failed run must not leave an output directory"
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_refuses_non_empty_output_dir(tmp_path: Path, tiny_bert_dir: Path, sst2_path: Path) -> None:
+    from export.errors import ConfigError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty; choose another --out or pass --overwrite"):
+        run(tiny_run_config(tiny_bert_dir, sst2_path, out))
+    assert (out / "keep.txt").read_text() == "mine"

@@ -1,0 +1,81 @@
+"""Runs the offline default pipeline and writes its verify table into BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/default_run.py [--out DIR] [--set section.key=value ...]
+
+Every figure in the table comes from this one run on this one machine (ratios are
+only meaningful side by side). The section between the markers is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("USE_TF", "0")
+
+from export.config import load_config  # noqa: E402
+from export.pipeline import run  # noqa: E402
+from export.report import Report, machine, table  # noqa: E402
+from export.verify import ArtifactResult  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- default-run:begin -->", "<!-- default-run:end -->"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default="/tmp/bmk-default-run")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument(
+        "--from-report",
+        type=Path,
+        help="render the table of an earlier run's report.json (same machine) instead of running again",
+    )
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.from_report:
+        saved = json.loads(args.from_report.read_text(encoding="utf-8"))
+        names = {f.name for f in dataclasses.fields(ArtifactResult)}
+        results = [ArtifactResult(**{k: v for k, v in r.items() if k in names}) for r in saved["results"]]
+        report = Report(tuple(results), saved["data"], saved["config"], saved["timings_s"], tuple(saved["bundles"]))
+        wall, m = float(report.timings_s["total"]), saved["machine"]
+    else:
+        cfg = load_config(None, [f"out={args.out}", "overwrite=true", *args.overrides])
+        start = time.perf_counter()
+        report = run(cfg)
+        wall, m = time.perf_counter() - start, machine()
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in report.timings_s.items() if k != "total")
+    section = "\n".join(
+        [
+            BEGIN,
+            "## Offline default run (`python -m export`)",
+            "",
+            f"Command: `python benchmarks/default_run.py` {' '.join(args.overrides)}".rstrip(),
+            f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Wall time {wall / 60:.1f} min ({stages}).",
+            f"Data: {report.data['source'].split('/')[-1]}; train {report.data['train']}, "
+            f"validation {report.data['validation']}, eval {report.data['eval']} texts (eval never trained on).",
+            "",
+            table(report.results),
+            END,
+        ]
+    )
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+    print(table(report.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

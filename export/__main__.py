@@ -17,6 +17,12 @@ from pathlib import Path
 from export.config import PipelineConfig, load_config
 from export.errors import ExportError
 
+# ``python -m export SUBCOMMAND ...``: each module has ``main(argv) -> int``.
+SUBCOMMANDS = {
+    "verify": "export.verify_cli",
+    "android": "export.android",
+}
+
 # Flags that are shorthands for ``--set section.key=value``.
 SHORTHANDS = {
     "model": "model.name_or_path",
@@ -33,7 +39,11 @@ SHORTHANDS = {
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m export",
+        description=__doc__.split("\n\n")[0],
+        epilog="subcommands: " + ", ".join(f"python -m export {name} --help" for name in SUBCOMMANDS),
+    )
     p.add_argument("--config", type=Path, help="TOML file (tables [data], [finetune], [distill], ...)")
     p.add_argument("--model", help="teacher: Hugging Face hub id or local folder (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--train", help="training file: .csv, .tsv or .jsonl")
@@ -66,7 +76,12 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib  # noqa: PLC0415
+
+        return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

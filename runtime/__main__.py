@@ -1,4 +1,4 @@
-"""Command line: ``python -m runtime predict|selftest BUNDLE``.
+"""Command line: ``python -m runtime predict|selftest|bench BUNDLE``.
 
 Exit codes: 0 success, 1 golden examples do not reproduce (selftest), 2 any other runtime
 error (bad bundle, missing engine, bad input); errors go to stderr without a traceback.
@@ -7,12 +7,14 @@ error (bad bundle, missing engine, bad input); errors go to stderr without a tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from runtime.classifier import TextClassifier
-from runtime.errors import GoldenMismatchError, RuntimeKitError
+from runtime.errors import GoldenMismatchError, InputError, RuntimeKitError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +29,41 @@ def _parser() -> argparse.ArgumentParser:
     for p in (predict, selftest):
         p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
         p.add_argument("--threads", type=int, default=1)
+    bench = sub.add_parser("bench", help="per-text latency (p50/p90/p99) and throughput, 1 and N threads")
+    bench.add_argument("bundle", help="bundle directory")
+    bench.add_argument("--texts", type=Path, help=".txt (one per line) or CSV/TSV with a text column")
+    bench.add_argument("--limit", type=int, default=200, help="texts to time (default 200)")
+    bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    bench.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
+    bench.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from runtime.bench import bench, read_texts  # noqa: PLC0415
+
+    try:
+        counts = [int(t) for t in str(args.threads).split(",")]
+    except ValueError:
+        raise InputError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
+    if args.texts is not None:
+        texts = read_texts(args.texts, args.limit)
+    else:  # the bundle's golden texts, repeated: enough for a quick look, not a benchmark
+        golden = TextClassifier.load(args.bundle, backend=args.backend).manifest.golden
+        if not golden:
+            raise InputError("the bundle has no golden examples; pass --texts FILE")
+        texts = [g["text"] for g in golden] * max(1, args.limit // len(golden))
+    if not args.json:
+        sys.stdout.write("threads  texts  p50 ms  p90 ms  p99 ms  texts/s  model p50 ms  overhead\n")
+    for n in counts:
+        r = bench(TextClassifier.load(args.bundle, backend=args.backend, threads=n), texts)
+        if args.json:
+            sys.stdout.write(json.dumps(dataclasses.asdict(r)) + "\n")
+        else:
+            sys.stdout.write(
+                f"{r.threads:>7}  {r.texts:>5}  {r.p50_ms:6.2f}  {r.p90_ms:6.2f}  {r.p99_ms:6.2f}  "
+                f"{r.throughput:7.1f}  {r.model_p50_ms:12.2f}  {100 * r.overhead:7.1f}%\n"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
+        if args.command == "bench":
+            _bench(args)
+            return 0
         clf = TextClassifier.load(args.bundle, backend=args.backend, threads=args.threads)
         if args.command == "predict":
             texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin if line.strip()]

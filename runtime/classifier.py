@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +83,9 @@ class TextClassifier:
         BundleError: The manifest and the model file disagree on inputs or sequence length.
     """
 
-    def __init__(self, manifest: Manifest, tokenizer: BundleTokenizer, backend: Backend) -> None:
+    def __init__(self, manifest: Manifest, tokenizer: BundleTokenizer, backend: Backend, threads: int = 1) -> None:
         self.manifest = manifest
+        self.threads = threads
         self._tokenizer = tokenizer
         self._backend = backend
         unknown = [n for n in manifest.input_names if n not in _FEEDABLE]
@@ -138,7 +140,7 @@ class TextClassifier:
             )
         model = open_backend(bundle_dir / manifest.model_file, threads)
         tokenizer = BundleTokenizer(bundle_dir / manifest.tokenizer_file, manifest.max_length)
-        return cls(manifest, tokenizer, model)
+        return cls(manifest, tokenizer, model, threads)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -161,7 +163,11 @@ class TextClassifier:
             InputError: ``texts`` is a bare string, empty, or holds a non-string or blank item;
                 or ``batch_size`` is not positive.
         """
-        logits, truncated = self._infer(texts, batch_size)
+        return self._predict(texts, batch_size, None)
+
+    def _predict(self, texts: Sequence[str], batch_size: int, model_time: list[float] | None) -> list[Prediction]:
+        # model_time, when given, collects the seconds spent in the backend (for ``bench``).
+        logits, truncated = self._infer(texts, batch_size, model_time)
         probs = _softmax(logits)
         labels = self.manifest.labels
         out = []
@@ -233,7 +239,9 @@ class TextClassifier:
         pad = self._tokenizer.pad_id
         return tuple(expected[:n]) == ids and all(x == pad for x in expected[n:])
 
-    def _infer(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[bool]]:
+    def _infer(
+        self, texts: Sequence[str], batch_size: int, model_time: list[float] | None = None
+    ) -> tuple[np.ndarray, list[bool]]:
         items = _check_texts(texts)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -243,7 +251,11 @@ class TextClassifier:
         for start in range(0, len(items), batch_size):
             encoded = self._tokenizer.encode(items[start : start + batch_size], pad_to=self._pad_to)
             feeds = encoded.as_feeds()
-            logits = self._backend.run({n: feeds[n] for n in self._feed_names})
+            feeds = {n: feeds[n] for n in self._feed_names}
+            start = time.perf_counter()
+            logits = self._backend.run(feeds)
+            if model_time is not None:
+                model_time.append(time.perf_counter() - start)
             rows = encoded.input_ids.shape[0]
             if logits.shape != (rows, num_labels):
                 raise BundleError(

@@ -101,7 +101,10 @@ class BundleTokenizer:
             InputError: ``pad_to`` is shorter than a tokenized row.
         """
         try:
-            encodings = self._tokenizer.encode_batch(list(texts))
+            # A single text skips encode_batch's thread-pool hand-off (most of its cost at batch 1).
+            encodings = (
+                [self._tokenizer.encode(texts[0])] if len(texts) == 1 else self._tokenizer.encode_batch(list(texts))
+            )
         except Exception as exc:  # e.g. max_length shorter than the special tokens
             raise InputError(f"tokenization failed: {exc}") from exc
         longest = max((len(e.ids) for e in encodings), default=0)

@@ -104,7 +104,7 @@ def main() -> int:
     teacher_cfg = json.loads((args.run_dir / "models" / "teacher" / "config.json").read_text())
     student_cfg = json.loads((args.run_dir / "models" / "student" / "config.json").read_text())
     base, _ = teacher_bench(args.run_dir / "models" / "teacher", texts)
-    rows = [(base, teacher_cfg, "fp32")]
+    rows = [(base, teacher_cfg)]
     bundles = sorted(d for d in (args.run_dir / "bundles").iterdir() if (d / "manifest.json").is_file())
     lengths = None
     for d in bundles:
@@ -113,7 +113,7 @@ def main() -> int:
             if lengths is None:
                 lengths = [int(clf._tokenizer.encode([t], pad_to=None).attention_mask.sum()) for t in texts]  # noqa: SLF001
             cfg = teacher_cfg if d.name.startswith("teacher") else student_cfg
-            rows.append((bench(clf, texts), cfg, clf.manifest.precision))
+            rows.append((bench(clf, texts), cfg))
     peak, peak_how = peak_gflops()
     m = machine()
     mean_len = float(np.mean(lengths))
@@ -132,7 +132,7 @@ def main() -> int:
         "| overhead | GOP/s | % of fp32 peak |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r, cfg, precision in rows:
+    for r, cfg in rows:
         flops = float(np.mean([encoder_flops(cfg, n) for n in lengths]))
         gops = flops / (r.model_p50_ms / 1000) / 1e9
         peak_share = 100 * gops / (peak * r.threads) if peak else float("nan")

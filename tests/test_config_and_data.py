@@ -130,3 +130,35 @@ def test_eval_label_unknown_to_training(tmp_path: Path) -> None:
     ev = write(tmp_path / "e.csv", "text,label\nc,z\n")
     with pytest.raises(DataError, match=r"label 'z' is not one of the training labels \['x', 'y'\]"):
         load_data(DataConfig(train=train, eval=ev))
+
+
+def test_hub_dataset_uses_label_names_and_held_out_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    feats = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    train = datasets.Dataset.from_dict(
+        {"sentence": [f"s{i}" for i in range(100)], "label": [i % 2 for i in range(100)]}, features=feats
+    )
+    val = datasets.Dataset.from_dict({"sentence": ["a", "b", "c"], "label": [0, 1, 1]}, features=feats)
+    calls = []
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda name: calls.append(name) or datasets.DatasetDict({"train": train, "validation": val}),
+    )
+    d = load_data(DataConfig(dataset="glue-like", max_train_samples=50))
+    assert calls == ["glue-like"] and d.source == "hf:glue-like"
+    assert d.label_names == ("neg", "pos") and d.eval.texts == ("a", "b", "c")
+    assert len(d.train) == 50 and set(d.eval.labels.tolist()) == {0, 1}
+
+
+def test_hub_dataset_offline_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+
+    def offline(name: str):
+        raise ConnectionError("Couldn't reach the Hugging Face Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match="cannot load dataset 'glue/sst2'.*offline, pass --train FILE instead"):
+        load_data(DataConfig(dataset="glue/sst2"))

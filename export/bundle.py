@@ -12,6 +12,7 @@ import numpy as np
 
 from export.artifacts import Artifact, Format
 from export.models import Classifier
+from runtime.backends import open_backend
 from runtime.bundle import Manifest, load_manifest, seal, write_manifest
 
 CREATED_BY = "bert-mobile-kit 0.1.0"
@@ -21,7 +22,8 @@ def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_lengt
     """Moves an exported model file into ``bundle_dir`` with everything the runtime needs.
 
     The manifest is sealed (sha256 of every file) now; metrics and golden examples are
-    added by :func:`finish_bundle` once the bundle has been verified.
+    added by :func:`finish_bundle` once the bundle has been verified. A TFLite bundle's
+    ``buckets`` are read from the model file's signatures, as the runtime will see them.
     """
     bundle_dir.mkdir(parents=True, exist_ok=False)
     model_file = "model.onnx" if artifact.format is Format.ONNX else "model.tflite"
@@ -30,6 +32,7 @@ def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_lengt
     if (clf.path / "vocab.txt").is_file():
         shutil.copyfile(clf.path / "vocab.txt", bundle_dir / "vocab.txt")
     (bundle_dir / "labels.txt").write_text("".join(f"{name}\n" for name in clf.label_names), encoding="utf-8")
+    buckets = open_backend(bundle_dir / model_file).buckets if artifact.format is Format.TFLITE else ()
     return seal(
         bundle_dir,
         name=artifact.name,
@@ -45,6 +48,7 @@ def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_lengt
         tokenizer_file="tokenizer.json",
         source_model=str(clf.path.name),
         opset=artifact.opset,
+        buckets=buckets,
         created_by=CREATED_BY,
     )
 

@@ -39,6 +39,18 @@ class OnnxExporter(StrEnum):
     """Which ONNX exporter to use."""
 
     OPTIMUM = "optimum"
+    """optimum-onnx's ``main_export`` (drives torch's TorchScript exporter)."""
+    DYNAMO = "dynamo"
+    """``torch.onnx.export(dynamo=True, external_data=False)``: survives the TorchScript exporter's removal."""
+
+
+class TfliteConverter(StrEnum):
+    """Which PyTorch → TFLite converter to use."""
+
+    LITERT_TORCH = "litert-torch"
+    TENSORFLOW = "tensorflow"
+    """The transformers TF class loaded from the PyTorch checkpoint, then ``tf.lite.TFLiteConverter``;
+    needs the ``tf`` extra."""
 
 
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
@@ -155,11 +167,17 @@ class OnnxConfig:
 
 @dataclass(frozen=True)
 class TfliteConfig:
-    """TFLite export of the student (litert-torch), batch 1 and a fixed sequence length."""
+    """TFLite export of the student: batch 1, one signature per length bucket."""
 
     enabled: bool = True
-    """The .tflite takes batch 1 and exactly data.max_length tokens (padded)."""
+    converter: TfliteConverter = TfliteConverter.LITERT_TORCH
     precisions: tuple[TfliteQuant, ...] = (TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8)
+    buckets: tuple[int, ...] = (16, 32, 64, 128)
+    """Sequence lengths of the exported graphs: one signature ``len_N`` each, in one file.
+
+    The runtime pads each text to the smallest bucket that holds it. Buckets at or above
+    data.max_length are dropped and data.max_length is always added (see :meth:`lengths`),
+    so every input fits; an empty list exports data.max_length only."""
 
     def __post_init__(self) -> None:
         _check(
@@ -168,6 +186,16 @@ class TfliteConfig:
             self.precisions,
             "a list that includes fp32 (the source of the others)",
         )
+        _check(
+            all(4 <= b <= 512 for b in self.buckets) and list(self.buckets) == sorted(set(self.buckets)),
+            "tflite.buckets",
+            self.buckets,
+            "strictly increasing sequence lengths in 4..512, e.g. 16,32,64,128",
+        )
+
+    def lengths(self, max_length: int) -> tuple[int, ...]:
+        """The bucket lengths exported for ``max_length``: the buckets below it, then it."""
+        return (*(b for b in self.buckets if b < max_length), max_length)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ and DistilBERT (Sanh et al. 2019), whose take-every-other-layer init we copy.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from export.data import Dataset
 from export.errors import ConfigError
 from export.models import Classifier, save_classifier, torch_logits
 from export.train import TokenizedSplit, accuracy_metric, training_arguments
+
+# ".layer.N." in a state-dict key: encoder layer N (bert, roberta, electra, mobilebert:
+# encoder.layer.N; distilbert: transformer.layer.N). ALBERT's keys have no layer index.
+_LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
 
 # BERT parameter name (inside one encoder layer) -> DistilBERT name.
 _BERT_TO_DISTIL_LAYER = {
@@ -41,6 +46,12 @@ def teacher_layers(n_teacher: int, n_student: int) -> list[int]:
 def build_student(teacher: Any, kind: StudentKind, num_layers: int | None) -> Any:
     """Creates the student model, its weights copied from the teacher's layers.
 
+    ``SAME_ARCH``: the teacher's config with ``num_layers`` layers; student layer ``j`` is
+    teacher layer ``teacher_layers(...)[j]`` (every ``encoder.layer.N`` / ``transformer.layer.N``
+    module), everything else (embeddings, pooler, head) is copied as is. ALBERT shares one
+    layer group across its depth, so its student runs the very same weights fewer times.
+    ``DISTILBERT``: see :func:`_distilbert_from_bert`.
+
     Raises:
         ConfigError: a DistilBERT student from a non-BERT teacher, or a bad layer count.
     """
@@ -57,11 +68,9 @@ def build_student(teacher: Any, kind: StudentKind, num_layers: int | None) -> An
     tstate = teacher.state_dict()
     sstate = student.state_dict()
     for key in sstate:
-        src = key
-        for j, i in enumerate(layers):
-            if f".layer.{j}." in key:
-                src = key.replace(f".layer.{j}.", f".layer.{i}.")
-                break
+        src = _LAYER_INDEX.sub(lambda m: f".layer.{layers[int(m.group(1))]}.", key, count=1)
+        if src not in tstate:  # pragma: no cover - guards against an unforeseen state-dict layout
+            raise ConfigError(f"cannot initialise {tcfg.model_type} student weight {key!r}: the teacher has no {src!r}")
         sstate[key] = tstate[src].clone()
     student.load_state_dict(sstate)
     return student

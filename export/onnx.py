@@ -1,14 +1,22 @@
-"""ONNX export with dynamic batch and sequence axes (optimum-onnx), checked by ``onnx.checker``."""
+"""ONNX export with dynamic batch and sequence axes, checked by ``onnx.checker`` (full check).
+
+Two exporters behind one interface (``onnx.exporter``): optimum-onnx, which drives the
+TorchScript exporter, and ``torch.onnx.export(dynamo=True)``, which does not, so the kit
+keeps working when the TorchScript exporter is removed from torch.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from export.artifacts import Artifact, Format
-from export.config import OnnxConfig
+from export.config import OnnxConfig, OnnxExporter
 from export.errors import ConversionError
 from export.models import Classifier
 from quantize.onnx import quantize_onnx
@@ -16,48 +24,114 @@ from quantize.onnx import quantize_onnx
 log = logging.getLogger(__name__)
 
 
-def export_onnx(clf: Classifier, out_path: Path, opset: int) -> Path:
+def export_onnx(clf: Classifier, out_path: Path, opset: int, exporter: OnnxExporter = OnnxExporter.OPTIMUM) -> Path:
     """Exports a saved classifier to one self-contained ``.onnx`` file.
 
     The graph takes the model's own inputs (by name; DistilBERT has no token_type_ids)
     with dynamic ``batch_size`` and ``sequence_length`` axes and returns ``logits``.
 
     Raises:
-        ConversionError: the exporter failed or its graph does not pass ``onnx.checker``.
+        ConversionError: the exporter failed, or its graph does not pass ``onnx.checker``
+            or does not take the model's inputs and return ``logits``.
     """
     import onnx  # noqa: PLC0415
-    from optimum.exporters.onnx import main_export  # noqa: PLC0415
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-") as tmp:
+        produced = Path(tmp) / "model.onnx"
         try:
-            main_export(
-                str(clf.path),
-                tmp,
-                task="text-classification",
-                opset=opset,
-                do_validation=False,  # verify() checks parity on real eval data instead
-                local_files_only=True,
-            )
+            if exporter is OnnxExporter.DYNAMO:
+                _dynamo_export(clf, produced, opset)
+            else:
+                _optimum_export(clf, Path(tmp), opset)
         except Exception as e:  # noqa: BLE001 - exporter errors come in many types
             raise ConversionError(
-                f"ONNX export of {clf.name} ({clf.model_type}) failed: {type(e).__name__}: {e}; "
-                f"try another opset (onnx.opset, now {opset})"
+                f"ONNX export of {clf.name} ({clf.model_type}) with {exporter.value} failed: {type(e).__name__}: "
+                f"{_summary(e)}; try another opset (onnx.opset, now {opset}) or onnx.exporter"
             ) from e
-        produced = Path(tmp) / "model.onnx"
         if any(Path(tmp).glob("*.onnx_data")) or any(Path(tmp).glob("*.data")):
             raise ConversionError(f"ONNX export of {clf.name} wrote external data; models over 2 GB are not supported")
         try:
             onnx.checker.check_model(str(produced), full_check=True)
         except onnx.checker.ValidationError as e:
             raise ConversionError(f"ONNX export of {clf.name} is not a valid ONNX model: {e}") from e
-        graph_inputs = tuple(i.name for i in onnx.load(str(produced), load_external_data=False).graph.input)
+        graph = onnx.load(str(produced), load_external_data=False).graph
+        graph_inputs = tuple(i.name for i in graph.input)
         if set(graph_inputs) != set(clf.input_names):
             raise ConversionError(
                 f"ONNX export of {clf.name} takes inputs {graph_inputs}, the model takes {clf.input_names}"
             )
+        if [o.name for o in graph.output] != ["logits"]:
+            raise ConversionError(f"ONNX export of {clf.name} returns {[o.name for o in graph.output]}, not logits")
+        got = graph_opset(produced)
+        if got != opset:  # the dynamo exporter keeps its own opset when ONNX cannot convert an op down
+            raise ConversionError(
+                f"ONNX export of {clf.name} ({clf.model_type}) with {exporter.value} produced opset {got}, not "
+                f"onnx.opset={opset} (ONNX's version converter could not take every op down); set onnx.opset={got} "
+                "or use onnx.exporter=optimum"
+            )
         shutil.move(str(produced), out_path)
     return out_path
+
+
+def graph_opset(path: Path) -> int:
+    """The default-domain (``ai.onnx``) opset an ``.onnx`` file declares."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _optimum_export(clf: Classifier, tmp: Path, opset: int) -> None:
+    from optimum.exporters.onnx import main_export  # noqa: PLC0415
+
+    main_export(
+        str(clf.path),
+        str(tmp),
+        task="text-classification",
+        opset=opset,
+        do_validation=False,  # verify() checks parity on real eval data instead
+        local_files_only=True,
+    )
+
+
+def _dynamo_export(clf: Classifier, produced: Path, opset: int) -> None:
+    """``torch.onnx.export(dynamo=True)`` of the model itself, its inputs passed by keyword.
+
+    The model's own ``forward`` signature names the graph inputs; batch and sequence are
+    ``torch.export.Dim`` s, so both axes stay dynamic. Opsets below 18 (the exporter's
+    native one) are reached through ONNX's version converter.
+    """
+    import torch  # noqa: PLC0415
+
+    names = clf.input_names
+    # Two rows of different lengths with padding, so no axis is specialised to a constant.
+    sample = {n: torch.ones((2, 8), dtype=torch.long) for n in names}
+    sample["attention_mask"][1, 5:] = 0
+    batch, sequence = torch.export.Dim("batch_size"), torch.export.Dim("sequence_length")
+    clf.model.eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as progress:
+        warnings.simplefilter("ignore")  # axis-renaming and deprecation chatter
+        torch.onnx.export(
+            clf.model,
+            (),
+            str(produced),
+            kwargs=sample,
+            input_names=list(names),
+            output_names=["logits"],
+            dynamic_shapes={n: {0: batch, 1: sequence} for n in names},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+        )
+    if progress.getvalue():
+        log.debug("torch.onnx.export log:\n%s", progress.getvalue().rstrip())
+
+
+def _summary(e: BaseException) -> str:
+    """The root cause's first line: torch.export wraps it in pages of generic advice."""
+    cause = e.__cause__ or e
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:400]
 
 
 def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Artifact]:
@@ -65,7 +139,7 @@ def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Ar
     artifacts: list[Artifact] = []
     for clf in models:
         fp32_name = f"{clf.name}-onnx-fp32"
-        path = export_onnx(clf, out_dir / f"{fp32_name}.onnx", cfg.opset)
+        path = export_onnx(clf, out_dir / f"{fp32_name}.onnx", cfg.opset, cfg.exporter)
         fp32 = Artifact(fp32_name, path, Format.ONNX, "fp32", clf.name, clf.name, opset=cfg.opset)
         artifacts.append(fp32)
         for mode in cfg.quantize:

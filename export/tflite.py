@@ -1,9 +1,10 @@
-"""PyTorch → TFLite export of a Hugging Face sequence classifier with litert-torch.
+"""PyTorch → TFLite export of a Hugging Face sequence classifier (litert-torch, or TensorFlow).
 
-The exported graph has batch 1 and a fixed sequence length, takes the model's
-own token inputs by name (``input_ids``, ``attention_mask`` and, where the model
-has them, ``token_type_ids``) as int32, and returns float32 logits. The model is
-converted once in fp32; other precisions are quantized from that flatbuffer.
+One ``.tflite`` holds one signature per sequence-length bucket, ``len_16``,
+``len_32``, ... (weights are stored once and shared). Each has batch 1, takes the
+model's own token inputs by name (``input_ids``, ``attention_mask`` and, where the
+model has them, ``token_type_ids``) as int32, and returns float32 logits. The model
+is converted once in fp32; other precisions are quantized from that flatbuffer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import litert_torch
@@ -24,10 +26,12 @@ from transformers import PreTrainedModel
 
 from export.architectures import TOKEN_INPUTS, model_input_names
 from export.artifacts import Artifact, Format
-from export.config import TfliteConfig
+from export.config import TfliteConfig, TfliteConverter
 from export.errors import ConfigError, ConversionError
 from export.models import Classifier
+from export.tflite_tf import TfJob, convert_with_tensorflow
 from quantize.tflite import TfliteQuant, quantize_tflite, write_atomic
+from runtime.backends import bucket_signature
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ __all__ = [
     "convert_tflite",
     "model_input_names",
     "tflite_signature",
+    "tflite_signatures",
     "to_tflite",
 ]
 
@@ -90,44 +95,88 @@ def _sample_inputs(names: tuple[str, ...], seq_len: int) -> dict[str, torch.Tens
     }
 
 
-def _convert_fp32(model: PreTrainedModel, seq_len: int) -> bytes:
+def _convert_fp32(model: PreTrainedModel, lengths: tuple[int, ...], converter: TfliteConverter) -> bytes:
     names = model_input_names(model)
     if not names:
         raise TfliteConversionError(
             f"{_model_name(model)}: forward() takes none of {list(TOKEN_INPUTS)}; "
             "pass a Hugging Face *ForSequenceClassification model."
         )
+    if converter is TfliteConverter.TENSORFLOW:
+        flatbuffer = _convert_with_tensorflow(model, names, lengths)
+    else:
+        flatbuffer = _convert_with_litert_torch(model, names, lengths)
+    _check_signatures(flatbuffer, f"{converter.value}-converted {_model_name(model)}", names, lengths)
+    return flatbuffer
+
+
+def _convert_with_litert_torch(model: PreTrainedModel, names: tuple[str, ...], lengths: tuple[int, ...]) -> bytes:
     wrapper = LogitsOnly(model)
     # litert-torch prints progress to stdout (rich); keep it, but as a debug log.
     progress = io.StringIO()
     try:
         with torch.no_grad(), contextlib.redirect_stdout(progress):
-            edge_model = litert_torch.convert(wrapper, sample_kwargs=_sample_inputs(names, seq_len))
-            flatbuffer = edge_model.model_content()
+            converter = litert_torch.signature(
+                bucket_signature(lengths[0]), wrapper, sample_kwargs=_sample_inputs(names, lengths[0])
+            )
+            for n in lengths[1:]:
+                converter = converter.signature(bucket_signature(n), wrapper, sample_kwargs=_sample_inputs(names, n))
+            return bytes(converter.convert().model_content())
     except Exception as e:  # litert-torch / torch.export raise many unrelated types
         raise TfliteConversionError(
-            f"litert-torch failed to convert {_model_name(model)} at seq_len={seq_len}: "
+            f"litert-torch failed to convert {_model_name(model)} at seq_len={list(lengths)}: "
             f"{type(e).__name__}: {e}. Check that torch.export.export() accepts the model, try "
             "loading it with attn_implementation='eager', or use the ONNX export instead."
         ) from e
     finally:
         if progress.getvalue():
             logger.debug("litert-torch conversion log:\n%s", progress.getvalue().rstrip())
-    got = _signature_of(Interpreter(model_content=flatbuffer), f"converted {_model_name(model)}")["inputs"]
-    if set(got) != set(names):
-        raise TfliteConversionError(
-            f"litert-torch named the inputs of {_model_name(model)} {sorted(got)}, expected {sorted(names)}; "
-            "check that the installed litert-torch honours sample_kwargs names."
-        )
-    return flatbuffer
+
+
+def _convert_with_tensorflow(model: PreTrainedModel, names: tuple[str, ...], lengths: tuple[int, ...]) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="tflite-tf-") as tmp:
+        model.save_pretrained(tmp)  # the TF class loads the PyTorch checkpoint from disk
+        out = Path(tmp) / "model.tflite"
+        try:
+            convert_with_tensorflow([TfJob(Path(tmp), out, names, lengths)])
+        except ConversionError as e:
+            raise TfliteConversionError(f"TensorFlow failed to convert {_model_name(model)}: {e}") from e
+        return out.read_bytes()
+
+
+def _check_signatures(flatbuffer: bytes, where: str, names: tuple[str, ...], lengths: tuple[int, ...]) -> None:
+    """Every length has its signature ``len_{n}`` (one length: or the only signature) taking ``names``."""
+    signatures = _signatures_of(Interpreter(model_content=flatbuffer), where)
+    for n in lengths:
+        key = bucket_signature(n)
+        if key not in signatures and len(lengths) == len(signatures) == 1:
+            key = next(iter(signatures))
+        got = signatures.get(key, {}).get("inputs", {})
+        if set(got) != set(names) or any(shape != (1, n) for shape, _ in got.values()):
+            raise TfliteConversionError(
+                f"{where} has signature {key!r} inputs {got}, expected {sorted(names)} of shape (1, {n}) "
+                f"(signatures: {sorted(signatures)}); check that the converter honours the input names."
+            )
+
+
+def _lengths(seq_len: int | Sequence[int]) -> tuple[int, ...]:
+    lengths = (seq_len,) if isinstance(seq_len, int) else tuple(seq_len)
+    if (
+        not lengths
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths)
+        or list(lengths) != sorted(set(lengths))
+    ):
+        raise ConfigError(f"seq_len must be a positive int or strictly increasing positive ints, got {seq_len!r}")
+    return lengths
 
 
 def convert_tflite(
     model: PreTrainedModel,
     out_path: Path,
     *,
-    seq_len: int,
+    seq_len: int | Sequence[int],
     quantization: TfliteQuant = TfliteQuant.FP32,
+    converter: TfliteConverter = TfliteConverter.LITERT_TORCH,
 ) -> Path:
     """Converts a sequence classifier to a TFLite flatbuffer.
 
@@ -135,34 +184,39 @@ def convert_tflite(
     flatbuffer by :func:`quantize.tflite.quantize_tflite`. To ship several
     precisions, convert to fp32 once and call ``quantize_tflite`` on the result.
 
-    The TFLite signature ``serving_default`` has inputs named as in
+    Each sequence length ``n`` gets a signature ``len_{n}`` whose inputs are named as in
     :func:`model_input_names` (listed alphabetically by the signature, so bind by
-    name), each ``int32 [1, seq_len]`` (litert-torch downcasts the int64 samples),
-    and one output ``output_0``: ``float32 [1, num_labels]`` logits.
+    name), each ``int32 [1, n]`` (litert-torch downcasts the int64 samples), and
+    one output ``output_0``: ``float32 [1, num_labels]`` logits.
 
     Args:
         model: A Hugging Face ``*ForSequenceClassification`` model; set to eval mode.
         out_path: Destination ``.tflite``. Written atomically: on any failure
             nothing is left at ``out_path`` (an existing file is kept).
-        seq_len: Fixed sequence length of the exported graph.
+        seq_len: The sequence length of the graph, or strictly increasing lengths
+            (one signature each; the weights are stored once).
         quantization: Precision of the written model.
+        converter: litert-torch (default), or TensorFlow (the ``tf`` extra; see
+            :mod:`export.tflite_tf`); both write the same signatures.
 
     Returns:
         ``out_path``.
 
     Raises:
-        ConfigError: ``seq_len`` is not a positive int or ``quantization`` is not
-            a ``TfliteQuant``.
-        TfliteConversionError: litert-torch could not convert the model.
+        ConfigError: ``seq_len`` is not a positive int (or increasing positive ints),
+            or ``quantization`` is not a ``TfliteQuant``.
+        TfliteConversionError: the converter could not convert the model.
         TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
     """
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise ConfigError(f"seq_len must be a positive int, got {seq_len!r}")
+    lengths = _lengths(seq_len)
     if not isinstance(quantization, TfliteQuant):
         allowed = [q.value for q in TfliteQuant]
         raise ConfigError(f"quantization must be a TfliteQuant {allowed}, got {quantization!r}")
     out_path = Path(out_path)
-    flatbuffer = _convert_fp32(model, seq_len)
+    if not isinstance(converter, TfliteConverter):
+        allowed = [c.value for c in TfliteConverter]
+        raise ConfigError(f"converter must be a TfliteConverter {allowed}, got {converter!r}")
+    flatbuffer = _convert_fp32(model, lengths, converter)
     if quantization is TfliteQuant.FP32:
         return write_atomic(flatbuffer, out_path)
 
@@ -176,16 +230,37 @@ def convert_tflite(
         Path(fp32_tmp).unlink(missing_ok=True)
 
 
-def _signature_of(interpreter: Interpreter, where: str) -> Signature:
-    signatures = interpreter.get_signature_list()
-    if len(signatures) != 1:
-        raise TfliteConversionError(f"{where} has signatures {sorted(signatures)}; expected exactly one")
-    runner = interpreter.get_signature_runner(next(iter(signatures)))
-
+def _signatures_of(interpreter: Interpreter, where: str) -> dict[str, Signature]:
     def describe(details: dict) -> dict[str, tuple[tuple[int, ...], str]]:
         return {name: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for name, d in details.items()}
 
-    return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
+    out = {}
+    for key in interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner(key)
+        out[key] = {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
+    if not out:
+        raise TfliteConversionError(f"{where} has no signatures")
+    return out
+
+
+def _load(path: Path) -> Interpreter:
+    try:
+        return Interpreter(model_path=str(path))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise TfliteConversionError(f"cannot load TFLite model {path}: {e}") from e
+
+
+def tflite_signatures(path: Path) -> dict[str, Signature]:
+    """Reads the input and output tensors of every signature of a TFLite model.
+
+    Returns:
+        Signature name → ``{"inputs": {name: (shape, dtype)}, "outputs": {...}}`` (as
+        :func:`tflite_signature`).
+
+    Raises:
+        TfliteConversionError: The file cannot be loaded or has no signature.
+    """
+    return _signatures_of(_load(path), str(path))
 
 
 def tflite_signature(path: Path) -> Signature:
@@ -201,11 +276,10 @@ def tflite_signature(path: Path) -> Signature:
     Raises:
         TfliteConversionError: The file cannot be loaded or has not exactly one signature.
     """
-    try:
-        interpreter = Interpreter(model_path=str(path))
-    except (OSError, ValueError, RuntimeError) as e:
-        raise TfliteConversionError(f"cannot load TFLite model {path}: {e}") from e
-    return _signature_of(interpreter, str(path))
+    signatures = tflite_signatures(path)
+    if len(signatures) != 1:
+        raise TfliteConversionError(f"{path} has signatures {sorted(signatures)}; expected exactly one")
+    return next(iter(signatures.values()))
 
 
 def to_tflite(clf: Classifier, cfg: TfliteConfig, out_dir: Path, *, seq_len: int) -> list[Artifact]:
@@ -213,19 +287,23 @@ def to_tflite(clf: Classifier, cfg: TfliteConfig, out_dir: Path, *, seq_len: int
 
     Args:
         clf: The classifier to export (the pipeline's student).
-        cfg: Which precisions to write; ``cfg.precisions`` includes fp32.
+        cfg: Which precisions and length buckets to write; ``cfg.precisions`` includes fp32.
         out_dir: Folder for ``{name}-tflite-{precision}.tflite`` files.
-        seq_len: The fixed sequence length of the exported graphs.
+        seq_len: The longest sequence (data.max_length): the last bucket, see
+            :meth:`TfliteConfig.lengths`.
 
     Returns:
         One artifact per precision, fp32 first; quantized ones name the fp32 one as source.
+        ``fixed_length`` is ``seq_len``; every file has a signature per bucket.
 
     Raises:
         TfliteConversionError: litert-torch could not convert the model.
         TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
     """
     fp32_name = f"{clf.name}-tflite-{TfliteQuant.FP32.value}"
-    fp32_path = convert_tflite(clf.model, out_dir / f"{fp32_name}.tflite", seq_len=seq_len)
+    fp32_path = convert_tflite(
+        clf.model, out_dir / f"{fp32_name}.tflite", seq_len=cfg.lengths(seq_len), converter=cfg.converter
+    )
     artifacts = [Artifact(fp32_name, fp32_path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=seq_len)]
     for mode in cfg.precisions:
         if mode is TfliteQuant.FP32:

@@ -5,11 +5,15 @@ Both engines are imported lazily, inside the backend constructors, so importing
 
 Inputs are always bound by name, never by position: exporters order inputs differently
 (litert-torch sorts them), and DistilBERT has no ``token_type_ids``.
+
+A TFLite model may hold one signature per sequence-length bucket, named ``len_{n}``
+(:func:`bucket_signature`); the backend runs the one whose length the inputs have.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,9 +23,15 @@ import numpy as np
 
 from runtime.errors import BackendUnavailableError, BundleError, InputError
 
-__all__ = ["Backend", "OnnxBackend", "TfliteBackend", "open_backend"]
+__all__ = ["Backend", "OnnxBackend", "TfliteBackend", "bucket_signature", "open_backend"]
 
 _ORT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_BUCKET_SIGNATURE = re.compile(r"^len_(\d+)$")
+
+
+def bucket_signature(length: int) -> str:
+    """The TFLite signature name of the sequence-length bucket ``length``: ``len_{length}``."""
+    return f"len_{length}"
 
 
 class Backend(Protocol):
@@ -29,11 +39,14 @@ class Backend(Protocol):
 
     Attributes:
         input_names: Inputs as the model file declares them.
-        fixed_length: Sequence length the model requires, or ``None`` if dynamic.
+        fixed_length: Longest sequence length the model takes, or ``None`` if dynamic.
+        buckets: Every sequence length the model takes, ascending (its last is
+            ``fixed_length``); empty if the sequence axis is dynamic.
     """
 
     input_names: tuple[str, ...]
     fixed_length: int | None
+    buckets: tuple[int, ...]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """Runs the model; returns float32 logits of shape ``[batch, num_labels]``."""
@@ -80,6 +93,7 @@ class OnnxBackend:
             self._dtypes[i.name] = _ORT_DTYPES[i.type]
             lengths.add(i.shape[1] if isinstance(i.shape[1], int) else None)
         self.fixed_length: int | None = lengths.pop() if len(lengths) == 1 else None
+        self.buckets: tuple[int, ...] = (self.fixed_length,) if self.fixed_length else ()
         outputs = [o.name for o in self._session.get_outputs()]
         self._output = "logits" if "logits" in outputs else outputs[0]
 
@@ -101,10 +115,12 @@ class OnnxBackend:
 
 
 class TfliteBackend:
-    """LiteRT (TFLite) backend through the model's signature runner, built once.
+    """LiteRT (TFLite) backend through the model's signature runners, built once.
 
-    Models converted by litert-torch have a fixed ``[1, seq]`` input shape, so ``run``
-    invokes the model once per row (per chunk of the model's batch size) and concatenates.
+    Models converted by litert-torch have a fixed ``[1, seq]`` input shape per signature, so
+    ``run`` invokes the model once per row (per chunk of the model's batch size) and
+    concatenates. A model with signatures ``len_{n}`` takes each of those lengths (its
+    buckets); any other model must have ``serving_default`` or exactly one signature.
     A LiteRT interpreter is not thread-safe; ``run`` holds a lock, so concurrent calls are
     safe but serialised. Use one backend per thread for parallel inference.
 
@@ -115,7 +131,7 @@ class TfliteBackend:
     Raises:
         BackendUnavailableError: ai-edge-litert is not installed.
         BundleError: The file is not a loadable model, has no usable signature, more than
-            one output, or inputs that are not ``[batch, seq]``.
+            one output, inputs that are not ``[batch, seq]``, or signatures that disagree.
     """
 
     def __init__(self, path: Path, threads: int = 1) -> None:
@@ -126,25 +142,26 @@ class TfliteBackend:
             signatures = interpreter.get_signature_list()
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"cannot load TFLite model {path}: {exc}; re-export the bundle") from exc
-        key = _pick_signature(signatures, path)
-        self._runner = interpreter.get_signature_runner(key)
-        self._interpreter = interpreter  # the runner needs it alive
-        details = self._runner.get_input_details()
-        outputs = self._runner.get_output_details()
-        if len(outputs) != 1:
-            raise BundleError(
-                f"TFLite model {path} signature {key!r} has outputs {sorted(outputs)}; "
-                "expected exactly one (the logits)"
-            )
-        self.input_names: tuple[str, ...] = tuple(signatures[key]["inputs"])
-        self._dtypes = {name: details[name]["dtype"] for name in self.input_names}
-        shapes = {tuple(int(d) for d in details[name]["shape_signature"]) for name in self.input_names}
-        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-            raise BundleError(f"TFLite model {path} inputs have shapes {sorted(shapes)}; expected one [batch, seq]")
-        batch, seq = shapes.pop()
-        self.fixed_length: int | None = seq if seq > 0 else None
-        self._batch: int | None = batch if batch > 0 else None  # None: dynamic batch
-        self._num_labels = int(next(iter(outputs.values()))["shape"][-1])
+        buckets = {k: int(m.group(1)) for k in signatures if (m := _BUCKET_SIGNATURE.match(k))}
+        keys = sorted(buckets, key=buckets.__getitem__) if buckets else [_pick_signature(signatures, path)]
+        self._interpreter = interpreter  # the runners need it alive
+        self._runners: dict[int, _Signature] = {}
+        self.input_names: tuple[str, ...] = tuple(signatures[keys[0]]["inputs"])
+        for key in keys:
+            sig = _Signature(interpreter.get_signature_runner(key), path, key)
+            first = next(iter(self._runners.values()), sig)
+            if tuple(signatures[key]["inputs"]) != self.input_names or sig.dtypes != first.dtypes:
+                raise BundleError(
+                    f"TFLite model {path} signature {key!r} takes {sig.dtypes}, but {keys[0]!r} takes "
+                    f"{first.dtypes}; every bucket must take the same inputs"
+                )
+            if key in buckets and sig.seq != buckets[key]:
+                raise BundleError(f"TFLite model {path} signature {key!r} takes sequences of {sig.seq} tokens")
+            self._runners[sig.seq] = sig
+        self.buckets: tuple[int, ...] = tuple(sorted(self._runners)) if all(s > 0 for s in self._runners) else ()
+        self.fixed_length: int | None = self.buckets[-1] if self.buckets else None
+        self._dtypes = next(iter(self._runners.values())).dtypes
+        self._num_labels = next(iter(self._runners.values())).num_labels
         self._lock = threading.Lock()
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -157,27 +174,48 @@ class TfliteBackend:
             float32 logits ``[batch, num_labels]``.
 
         Raises:
-            InputError: An input is missing, shapes disagree, or ``seq`` is not the model's
-                fixed length.
+            InputError: An input is missing, shapes disagree, or ``seq`` is not one of the
+                model's sequence lengths.
         """
         arrays = _select_feeds(feeds, self.input_names, self._dtypes)
         rows, seq = next(iter(arrays.values())).shape
-        if self.fixed_length is not None and seq != self.fixed_length:
-            raise InputError(
-                f"this TFLite model takes sequences of exactly {self.fixed_length} tokens, got {seq}; "
-                "pad to manifest.fixed_length"
-            )
-        step = self._batch or max(rows, 1)
+        sig = self._runners.get(seq) if self.buckets else next(iter(self._runners.values()))
+        if sig is None:
+            lengths = " or ".join(str(b) for b in self.buckets)
+            hint = "pad to manifest.fixed_length" if len(self.buckets) == 1 else "pad to the smallest that fits"
+            raise InputError(f"this TFLite model takes sequences of exactly {lengths} tokens, got {seq}; {hint}")
+        step = sig.batch or max(rows, 1)
         chunks = []
         with self._lock:
             for start in range(0, rows, step):
                 chunk = {k: _pad_rows(v[start : start + step], step) for k, v in arrays.items()}
-                out = self._runner(**chunk)
+                out = sig.runner(**chunk)
                 logits = np.array(next(iter(out.values())), dtype=np.float32)
                 chunks.append(logits[: min(step, rows - start)])
         if not chunks:
             return np.zeros((0, self._num_labels), dtype=np.float32)
         return np.concatenate(chunks, axis=0)
+
+
+class _Signature:
+    """One signature runner with its shape: ``batch`` None when dynamic, ``seq`` -1 when dynamic."""
+
+    def __init__(self, runner: Any, path: Path, key: str) -> None:
+        details = runner.get_input_details()
+        outputs = runner.get_output_details()
+        if len(outputs) != 1:
+            raise BundleError(
+                f"TFLite model {path} signature {key!r} has outputs {sorted(outputs)}; "
+                "expected exactly one (the logits)"
+            )
+        shapes = {tuple(int(d) for d in d["shape_signature"]) for d in details.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise BundleError(f"TFLite model {path} inputs have shapes {sorted(shapes)}; expected one [batch, seq]")
+        batch, self.seq = shapes.pop()
+        self.batch: int | None = batch if batch > 0 else None
+        self.runner = runner
+        self.dtypes = {name: d["dtype"] for name, d in details.items()}
+        self.num_labels = int(next(iter(outputs.values()))["shape"][-1])
 
 
 def open_backend(path: Path, threads: int = 1) -> Backend:

@@ -67,8 +67,8 @@ class Manifest:
         model_file: Model file name inside the bundle, e.g. ``"model.onnx"``.
         input_names: Model inputs by name, e.g. ``("input_ids", "attention_mask")``.
         max_length: Tokenizer truncation length (special tokens included).
-        fixed_length: The one sequence length the model accepts (TFLite), or ``None`` when
-            the sequence axis is dynamic (ONNX). Required for TFLite.
+        fixed_length: The longest sequence length the model accepts (TFLite), or ``None``
+            when the sequence axis is dynamic (ONNX). Required for TFLite.
         labels: Label names, indexed like the model's logits.
         lowercase: Whether the tokenizer lowercases (informational; the behaviour itself is
             defined by ``tokenizer.json``).
@@ -76,6 +76,9 @@ class Manifest:
         files: File name -> sha256 hex digest of every file except ``manifest.json``.
         source_model: Where the weights came from (checkpoint name or path).
         opset: ONNX opset, if any.
+        buckets: TFLite only: every sequence length the model takes, ascending, each a
+            signature ``len_{n}``; the last is ``fixed_length``. The runtime pads each text to
+            the smallest bucket that holds it. Empty: the model takes ``fixed_length`` only.
         metrics: Free-form evaluation results (JSON-serialisable).
         golden: Reference examples, each ``{"text", "input_ids", "logits", "label"}``:
             ``input_ids`` without padding, ``logits`` as this exact artifact produced them.
@@ -99,6 +102,7 @@ class Manifest:
     files: Mapping[str, str]
     source_model: str = ""
     opset: int | None = None
+    buckets: tuple[int, ...] = ()
     metrics: Mapping[str, Any] = field(default_factory=dict)
     golden: tuple[Mapping[str, Any], ...] = ()
     created_by: str = ""
@@ -128,6 +132,7 @@ class Manifest:
                 f"max_length {self.max_length} exceeds fixed_length {self.fixed_length}; "
                 "truncated inputs would not fit the model"
             )
+        self._set("buckets", _buckets(self.buckets, self.backend, self.fixed_length))
 
         self._set("files", _files(self.files))
         for role in ("model_file", "tokenizer_file"):
@@ -354,6 +359,20 @@ def _str_tuple(name: str, value: Any) -> tuple[str, ...]:
         _invalid(f"field {name!r} must not be empty")
     if len(set(value)) != len(value):
         _invalid(f"field {name!r} has duplicates: {list(value)}")
+    return tuple(value)
+
+
+def _buckets(value: Any, backend: str, fixed_length: int | None) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in value
+    ):
+        _invalid(f"field 'buckets' must be a list of positive ints, got {_describe(value)}")
+    if list(value) != sorted(set(value)):
+        _invalid(f"field 'buckets' must be strictly increasing, got {list(value)}")
+    if value and backend != "tflite":
+        _invalid(f"buckets {list(value)} are TFLite signatures, but backend is {backend!r}")
+    if value and value[-1] != fixed_length:
+        _invalid(f"the last bucket {value[-1]} must equal fixed_length {fixed_length}")
     return tuple(value)
 
 

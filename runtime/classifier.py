@@ -107,7 +107,14 @@ class TextClassifier:
                 f"model {manifest.model_file} takes sequences of {backend.fixed_length} tokens but "
                 f"the manifest says fixed_length={manifest.fixed_length}; re-export the bundle"
             )
-        self._pad_to = manifest.fixed_length
+        # Sequence lengths the model takes (empty: dynamic); each text is padded to the
+        # smallest one that holds it.
+        self._buckets = manifest.buckets or ((manifest.fixed_length,) if manifest.fixed_length else ())
+        if backend.buckets and tuple(backend.buckets) != self._buckets:
+            raise BundleError(
+                f"model {manifest.model_file} takes sequences of {list(backend.buckets)} tokens but the "
+                f"manifest says buckets={list(manifest.buckets)}; re-export the bundle"
+            )
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int = 1) -> TextClassifier:
@@ -154,7 +161,9 @@ class TextClassifier:
 
         Args:
             texts: Non-empty list of non-blank strings.
-            batch_size: Texts per backend call; ONNX pads each batch to its longest text.
+            batch_size: Texts per tokenizer call; ONNX pads each batch to its longest text,
+                TFLite pads each text to the smallest of the model's length buckets that
+                holds it (one backend call per bucket used).
 
         Returns:
             One :class:`Prediction` per text, in order.
@@ -248,23 +257,55 @@ class TextClassifier:
         num_labels = len(self.manifest.labels)
         chunks: list[np.ndarray] = []
         truncated: list[bool] = []
+        pad_to = self._buckets[-1] if self._buckets else None
         for start in range(0, len(items), batch_size):
-            encoded = self._tokenizer.encode(items[start : start + batch_size], pad_to=self._pad_to)
+            encoded = self._tokenizer.encode(items[start : start + batch_size], pad_to=pad_to)
             feeds = encoded.as_feeds()
             feeds = {n: feeds[n] for n in self._feed_names}
-            start = time.perf_counter()
-            logits = self._backend.run(feeds)
-            if model_time is not None:
-                model_time.append(time.perf_counter() - start)
-            rows = encoded.input_ids.shape[0]
-            if logits.shape != (rows, num_labels):
-                raise BundleError(
-                    f"model {self.manifest.model_file} returned logits of shape {logits.shape}, expected "
-                    f"({rows}, {num_labels}) for {num_labels} labels; the manifest does not fit the model"
-                )
+            logits = self._run(feeds, encoded.attention_mask, num_labels, model_time)
             chunks.append(logits)
             truncated.extend(encoded.truncated)
         return np.concatenate(chunks, axis=0), truncated
+
+    def _run(
+        self,
+        feeds: dict[str, np.ndarray],
+        attention_mask: np.ndarray,
+        num_labels: int,
+        model_time: list[float] | None,
+    ) -> np.ndarray:
+        """Runs the backend, each row padded to the smallest bucket that holds its ``lengths`` tokens.
+
+        ``feeds`` are right-padded to the largest bucket (or the batch's longest row), so
+        cutting columns gives the same rows padded to a smaller bucket. ``model_time``, when
+        given, collects the seconds spent inside the backend alone.
+        """
+        rows = attention_mask.shape[0]
+        if not self._buckets:  # dynamic axes: one call, no regrouping
+            return self._timed_backend(feeds, rows, num_labels, model_time)
+        which = np.searchsorted(self._buckets, attention_mask.sum(axis=1))
+        out = np.empty((rows, num_labels), dtype=np.float32)
+        for index in np.unique(which):
+            width = self._buckets[index]
+            idx = np.flatnonzero(which == index)
+            one_group = len(idx) == rows
+            part = {n: v[:, :width] if one_group else v[idx, :width] for n, v in feeds.items()}
+            out[idx] = self._timed_backend(part, len(idx), num_labels, model_time)
+        return out
+
+    def _timed_backend(
+        self, feeds: dict[str, np.ndarray], rows: int, num_labels: int, model_time: list[float] | None
+    ) -> np.ndarray:
+        began = time.perf_counter()
+        logits = self._backend.run(feeds)
+        if model_time is not None:
+            model_time.append(time.perf_counter() - began)
+        if logits.shape != (rows, num_labels):
+            raise BundleError(
+                f"model {self.manifest.model_file} returned logits of shape {logits.shape}, expected "
+                f"({rows}, {num_labels}) for {num_labels} labels; the manifest does not fit the model"
+            )
+        return logits
 
 
 def _check_texts(texts: Any) -> list[str]:

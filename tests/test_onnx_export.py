@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from helpers import NUM_LABELS, TINY_MODELS, assert_close, fixed_batch, tiny_model
+from helpers import NUM_LABELS, TINY_MODELS, assert_close, assert_parity, fixed_batch, parity, tiny_model
 
 from export.architectures import ARCHITECTURES, arch_for, model_input_names
 from export.config import OnnxConfig
@@ -59,24 +59,34 @@ def test_every_architecture_has_an_onnx_parity_test() -> None:
     assert not missing, f"Missing models: {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(TINY_MODELS))
-def test_fp32_parity_and_inputs_by_name(exported, name: str) -> None:
-    clf, arts = exported[name]
+@parity("onnx-fp32")
+def test_fp32_parity_and_inputs_by_name(exported, arch: str) -> None:
+    clf, arts = exported[arch]
     fp32 = next(a for a in arts if a.precision == "fp32")
     graph = onnx.load(str(fp32.path))
-    assert [i.name for i in graph.graph.input] == list(arch_for(name).inputs), [i.name for i in graph.graph.input]
+    assert [i.name for i in graph.graph.input] == list(arch_for(arch).inputs), [i.name for i in graph.graph.input]
     assert fp32.opset == 17 and any(o.version == 17 for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+    assert_dynamic_axes(graph)
     backend = OnnxBackend(fp32.path)
     batch = fixed_batch()
     # batch 4 × 16 tokens, then batch 1 × 7 tokens: the batch and sequence axes are dynamic.
-    assert_close(backend.run(batch), torch_out(clf.model, batch), arch_for(name).onnx_atol, f"{name} onnx fp32")
+    assert_parity(arch, "onnx-fp32", backend.run(batch), torch_out(clf.model, batch), arch_for(arch).onnx_atol)
     short = {k: v[1:2, :7] for k, v in batch.items()}
-    assert_close(backend.run(short), torch_out(clf.model, short), arch_for(name).onnx_atol, f"{name} short")
+    assert_close(backend.run(short), torch_out(clf.model, short), arch_for(arch).onnx_atol, f"{arch} short")
 
 
-@pytest.mark.parametrize("name", sorted(TINY_MODELS))
-def test_int8_is_smaller_and_agrees_on_labels(exported, name: str) -> None:
-    clf, arts = exported[name]
+def assert_dynamic_axes(graph: onnx.ModelProto) -> None:
+    """Every input is [batch, sequence] with both axes symbolic; logits are [batch, labels]."""
+    for i in graph.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        assert len(dims) == 2 and all(d.dim_param and not d.dim_value for d in dims), (i.name, dims)
+    (out,) = graph.graph.output
+    assert out.name == "logits" and out.type.tensor_type.shape.dim[0].dim_param, out
+
+
+@parity("onnx-int8")
+def test_int8_is_smaller_and_agrees_on_labels(exported, arch: str) -> None:
+    clf, arts = exported[arch]
     fp32 = next(a for a in arts if a.precision == "fp32")
     q = next(a for a in arts if a.precision == OnnxQuant.DYNAMIC_INT8.value)
     assert q.source == fp32.name and q.model == "student"
@@ -89,14 +99,15 @@ def test_int8_is_smaller_and_agrees_on_labels(exported, name: str) -> None:
     batch = fixed_batch()
     ref = torch_out(clf.model, batch)
     got = OnnxBackend(q.path).run(batch)
-    assert (got.argmax(-1) == ref.argmax(-1)).all(), f"{name} int8 labels {got.argmax(-1)} vs fp32 {ref.argmax(-1)}"
+    assert (got.argmax(-1) == ref.argmax(-1)).all(), f"{arch} int8 labels {got.argmax(-1)} vs fp32 {ref.argmax(-1)}"
     # Sanity bound only (catches a wrong graph, not int8 noise): logits here are O(1) and
     # measured int8 error is 0.02-0.12; labels above are the real check.
-    assert_close(got, ref, 0.25, f"{name} onnx int8")
+    assert_parity(arch, "onnx-int8", got, ref, 0.25)
 
 
 def test_unknown_architecture_lists_supported_ones() -> None:
-    with pytest.raises(UnsupportedArchitectureError, match="'gpt2' is not supported; supported: bert, distilbert"):
+    supported = "albert, bert, distilbert, electra, mobilebert, roberta"
+    with pytest.raises(UnsupportedArchitectureError, match=f"'gpt2' is not supported; supported: {supported}"):
         arch_for("gpt2")
 
 

@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter
-from helpers import NUM_LABELS, SEQ_LEN, TINY_MODELS, assert_close, fixed_batch, tiny_model
+from helpers import (
+    NUM_LABELS,
+    SEQ_LEN,
+    TINY_MODELS,
+    assert_close,
+    assert_parity,
+    fixed_batch,
+    parity,
+    record_parity,
+    tiny_model,
+)
 from transformers import (
     PreTrainedModel,
 )
@@ -25,25 +35,25 @@ from export.models import Classifier
 from export.tflite import TfliteConversionError, convert_tflite, model_input_names, tflite_signature, to_tflite
 from quantize.tflite import TfliteQuant, TfliteQuantizationError, quantize_tflite
 
-# Measured max |Δ| fp32 TFLite vs PyTorch is ~1e-7 on O(1) logits for all three;
+# Measured max |Δ| fp32 TFLite vs PyTorch is ~1e-7 on O(1) logits for every architecture;
 # 1e-4 is tighter than the registry's tflite_atol on purpose.
 FP32_ATOL = 1e-4
 # fp16 weights carry ~5e-4 relative error; logits here are O(1).
 FP16_ATOL = 1e-2
 
 
-def torch_logits(model: PreTrainedModel) -> np.ndarray:
-    batch = fixed_batch()
+def torch_logits(model: PreTrainedModel, batch: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    batch = fixed_batch() if batch is None else batch
     with torch.no_grad():
         out = model(**{n: torch.from_numpy(batch[n]) for n in model_input_names(model)})
     return out.logits.numpy()
 
 
-def tflite_logits(path: Path) -> np.ndarray:
+def tflite_logits(path: Path, batch: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Runs the batch row by row (the graph has batch 1) through one interpreter."""
     runner = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
     details = runner.get_input_details()
-    batch = fixed_batch()
+    batch = fixed_batch() if batch is None else batch
     rows = [
         runner(**{n: batch[n][i : i + 1].astype(d["dtype"]) for n, d in details.items()})["output_0"]
         for i in range(len(batch["input_ids"]))
@@ -86,10 +96,10 @@ def test_model_input_names_follow_forward() -> None:
     assert model_input_names(tiny_model("distilbert")) == ("input_ids", "attention_mask")
 
 
-@pytest.mark.parametrize("name", sorted(TINY_MODELS))
-def test_fp32_matches_pytorch(exported: Callable[[str], Exported], name: str) -> None:
-    e = exported(name)
-    assert_close(tflite_logits(e.fp32), e.reference, FP32_ATOL, what=f"{name} fp32 TFLite vs PyTorch")
+@parity("tflite-fp32")
+def test_fp32_matches_pytorch(exported: Callable[[str], Exported], arch: str) -> None:
+    e = exported(arch)
+    assert_parity(arch, "tflite-fp32", tflite_logits(e.fp32), e.reference, FP32_ATOL)
 
 
 @pytest.mark.parametrize("name", sorted(TINY_MODELS))
@@ -103,23 +113,26 @@ def test_signature_names_inputs_after_the_model(exported: Callable[[str], Export
     assert tflite_signature(e.int8) == sig
 
 
-@pytest.mark.parametrize("name", sorted(TINY_MODELS))
-def test_int8_dynamic_is_smaller_and_keeps_labels(exported: Callable[[str], Exported], name: str) -> None:
-    e = exported(name)
+@parity("tflite-int8")
+def test_int8_dynamic_is_smaller_and_keeps_labels(exported: Callable[[str], Exported], arch: str) -> None:
+    e = exported(arch)
     assert e.int8.stat().st_size < e.fp32.stat().st_size
-    top2 = np.sort(e.reference, axis=1)[:, -2:]
+    batch = fixed_batch(extra_rows=12)
+    reference = torch_logits(e.model, batch)
+    top2 = np.sort(reference, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 0.05  # near-ties may legitimately flip
-    assert clear.sum() >= 3, f"fixed batch too tied to test labels: margins {top2[:, 1] - top2[:, 0]}"
-    got = tflite_logits(e.int8).argmax(axis=1)
-    np.testing.assert_array_equal(got[clear], e.reference.argmax(axis=1)[clear])
+    assert clear.sum() >= 8, f"batch too tied to test labels: margins {top2[:, 1] - top2[:, 0]}"
+    logits = tflite_logits(e.int8, batch)
+    np.testing.assert_array_equal(logits.argmax(axis=1)[clear], reference.argmax(axis=1)[clear])
+    record_parity(arch, "tflite-int8", float(np.max(np.abs(logits - reference))))
 
 
-@pytest.mark.parametrize("name", sorted(TINY_MODELS))
-def test_fp16_is_smaller_and_close(exported: Callable[[str], Exported], name: str, tmp_path: Path) -> None:
-    e = exported(name)
+@parity("tflite-fp16")
+def test_fp16_is_smaller_and_close(exported: Callable[[str], Exported], arch: str, tmp_path: Path) -> None:
+    e = exported(arch)
     fp16 = quantize_tflite(e.fp32, tmp_path / "model-fp16.tflite", TfliteQuant.FP16)
     assert fp16.stat().st_size < e.fp32.stat().st_size
-    assert_close(tflite_logits(fp16), e.reference, FP16_ATOL, what=f"{name} fp16 TFLite vs PyTorch")
+    assert_parity(arch, "tflite-fp16", tflite_logits(fp16), e.reference, FP16_ATOL)
 
 
 def test_convert_tflite_quantizes_in_one_call(exported: Callable[[str], Exported], tmp_path: Path) -> None:
@@ -178,7 +191,7 @@ def test_failed_conversion_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_p
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(tflite_mod.litert_torch, "convert", boom)
+    monkeypatch.setattr(tflite_mod.litert_torch, "signature", boom)
     with pytest.raises(TfliteConversionError, match="DistilBertForSequenceClassification.*converter crashed"):
         convert_tflite(tiny_model("distilbert"), tmp_path / "model.tflite", seq_len=SEQ_LEN)
     assert list(tmp_path.iterdir()) == []

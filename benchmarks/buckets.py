@@ -19,11 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -189,13 +190,7 @@ def main() -> int:
         END,
     ]
     section = "\n".join(lines)
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_section(section, BEGIN, END)
     print(section)
     return 0
 

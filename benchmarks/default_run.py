@@ -13,10 +13,11 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import sys
 import time
 from pathlib import Path
+
+from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -66,13 +67,7 @@ def main() -> int:
             END,
         ]
     )
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_section(section, BEGIN, END)
     print(table(report.results))
     return 0
 

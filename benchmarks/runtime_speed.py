@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_md import write_section
+
 os.environ.setdefault("USE_TF", "0")
 
 import numpy as np  # noqa: E402
@@ -143,13 +145,7 @@ def main() -> int:
         )
     lines.append(END)
     section = "\n".join(lines)
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_section(section, BEGIN, END)
     print(section)
     return 0
 

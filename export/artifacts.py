@@ -27,6 +27,8 @@ class Artifact:
             the fp32 export for quantized ones); empty for the PyTorch models themselves.
         fixed_length: The sequence length a TFLite model requires; None for dynamic axes.
         opset: ONNX opset, when ONNX.
+        notes: What the quantizer decided and why (e.g. the op groups a full-integer model
+            keeps in float, with their measured sensitivity); printed in the report.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Artifact:
     source: str
     fixed_length: int | None = None
     opset: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def quantized(self) -> bool:

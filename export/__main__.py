@@ -34,6 +34,7 @@ SHORTHANDS = {
     "encoding": "data.encoding",
     "max_length": "data.max_length",
     "max_drop": "verify.max_drop",
+    "on_gate_fail": "verify.on_gate_fail",
     "out": "out",
 }
 
@@ -54,6 +55,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--encoding", help="encoding of the data files (default utf-8; decoding is strict)")
     p.add_argument("--max-length", dest="max_length", help="tokens per text (TFLite sequence length)")
     p.add_argument("--max-drop", dest="max_drop", help="max accuracy drop in points of int8 vs fp32 (default 1.0)")
+    p.add_argument(
+        "--on-gate-fail",
+        dest="on_gate_fail",
+        metavar="fail|skip",
+        help="a quantized artifact beyond --max-drop: fail the run (default), or skip it "
+        "(left out of the output, listed in the report)",
+    )
     p.add_argument("--out", help="output directory (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument(
@@ -99,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from export.report import table  # noqa: PLC0415
 
     print(table(report.results))
-    print(f"PASSED: {len(report.bundles)} bundle(s) in {cfg.out / 'bundles'}; report: {cfg.out / 'report.md'}")
+    for r in report.left_out:
+        print(f"Left out: {r.name} — skipped: {r.skipped}")
+    left = f", {len(report.left_out)} left out by the accuracy gate" if report.left_out else ""
+    print(f"PASSED: {len(report.bundles)} bundle(s) in {cfg.out / 'bundles'}{left}; report: {cfg.out / 'report.md'}")
     return 0
 
 

@@ -11,11 +11,13 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.verify import ArtifactResult, Confusion
+from export.verify import ArtifactResult
+from export.verify_bundles import Confusion
 
 FORMAT_COLORS = {"pytorch": "#7f7f7f", "onnx": "#1f77b4", "tflite": "#ff7f0e"}
 FP32_MARKER, QUANTIZED_MARKER = "o", "s"
 CHOSEN_COLOR = "#d62728"
+LEFT_OUT_COLOR = "0.35"
 DPI = 130
 
 
@@ -35,9 +37,10 @@ def pareto(
 ) -> Path:
     """Accuracy against 1-thread p50 latency of every artifact; marker area is the file size.
 
-    Colour is the format, shape the precision; failed artifacts have a red cross, the chosen
-    one a red ring. The dashed line is the Pareto front of the verified artifacts (no other
-    is both faster and more accurate); a dotted line marks the latency budget.
+    Colour is the format, shape the precision; failed artifacts have a red cross, those the
+    accuracy gate left out a grey one, the chosen one a red ring. The dashed line is the Pareto
+    front of the verified artifacts (no other is both faster and more accurate); a dotted line
+    marks the latency budget.
 
     Returns:
         ``path``, written as PNG.
@@ -55,11 +58,12 @@ def pareto(
     for r, x, y, s in zip(results, xs, ys, area, strict=True):
         marker = FP32_MARKER if r.precision == "fp32" else QUANTIZED_MARKER
         ax.scatter(x, y, s=s, marker=marker, color=FORMAT_COLORS.get(r.format, "#2ca02c"), alpha=0.5, edgecolors="k")
-        if not r.passed:
-            ax.scatter(x, y, s=120, marker="x", color=CHOSEN_COLOR, linewidths=2.5, zorder=4)
+        if not r.passed or r.skipped:
+            color = LEFT_OUT_COLOR if r.passed else CHOSEN_COLOR
+            ax.scatter(x, y, s=120, marker="x", color=color, linewidths=2.5, zorder=4)
         if r.name == chosen:
             ax.scatter(x, y, s=s * 1.5 + 250, facecolors="none", edgecolors=CHOSEN_COLOR, linewidths=2.5, zorder=4)
-    front = _pareto_front(xs, ys, [r.passed for r in results])
+    front = _pareto_front(xs, ys, [r.passed and not r.skipped for r in results])
     ax.step([xs[i] for i in front], [ys[i] for i in front], where="post", ls="--", color="0.4", lw=1, zorder=0)
     if budget_ms is not None:
         ax.axvline(budget_ms, ls=":", color=CHOSEN_COLOR, lw=1.5, label=f"latency budget {budget_ms:g} ms")
@@ -90,6 +94,9 @@ def pareto(
         handles.append(_dot("none", FP32_MARKER, "chosen", edge=CHOSEN_COLOR))
     if any(not r.passed for r in results):
         handles.append(Line2D([], [], ls="", marker="x", color=CHOSEN_COLOR, mew=2.5, label="failed"))
+    if any(r.skipped for r in results):
+        gate = "left out\n(accuracy gate)"
+        handles.append(Line2D([], [], ls="", marker="x", color=LEFT_OUT_COLOR, mew=2.5, label=gate))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, labelspacing=1.3)
     _label_points(ax, results, xs, ys, area, chosen)  # last: it needs the final layout
     fig.savefig(path)

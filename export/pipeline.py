@@ -32,10 +32,13 @@ log = logging.getLogger(__name__)
 def run(cfg: PipelineConfig) -> Report:
     """Runs every stage and writes ``cfg.out`` (bundles, models, report.md, report.json).
 
+    With ``verify.on_gate_fail = skip`` a quantized artifact that fails only the accuracy gate
+    is left out of ``bundles/`` and listed under "Left out" in the report; the run passes.
+
     Raises:
         ExportError: bad input (before anything is written) or a failing stage.
-        VerificationError: an artifact failed parity or the accuracy gate; ``cfg.out`` then
-            holds the report and only the bundles that passed.
+        VerificationError: an artifact failed parity or the accuracy gate (``on_gate_fail =
+            fail``); ``cfg.out`` then holds the report and only the bundles that passed.
     """
     started = time.perf_counter()
     check_output_dir(cfg.out, cfg.overwrite)
@@ -80,18 +83,21 @@ def ship_verified(
     golden_count: int,
     max_length: int,
 ) -> tuple[str, ...]:
-    """Deletes the bundles that failed verification; adds metrics and golden examples to the rest."""
+    """Deletes the bundles that failed verification or that the accuracy gate left out; adds
+    metrics and golden examples to the rest."""
     kept = []
     for r in results:
         if r.name not in bundles:
             continue
-        if not r.passed:  # a bundle that failed verification is never shipped
+        if not r.passed or r.skipped:  # never shipped: the report says why
+            if r.skipped:
+                log.warning("left out %s: %s", r.name, r.skipped)
             shutil.rmtree(bundles[r.name])
             continue
         texts = data.eval.texts[:golden_count]
         tokenizer = models[r.model].tokenizer
         golden = golden_examples(texts, logits[r.name][:golden_count], tokenizer, data.label_names, max_length)
-        metrics = {key: v for key, v in dataclasses.asdict(r).items() if key != "failures"}
+        metrics = {key: v for key, v in dataclasses.asdict(r).items() if key not in ("failures", "skipped")}
         finish_bundle(bundles[r.name], metrics, golden)
         kept.append(r.name)
     return tuple(kept)

@@ -1,15 +1,15 @@
-"""report.json, report.md (with charts) and JUnit XML; drift checks against an earlier report.json.
+"""report.json, report.md (with charts) and JUnit XML.
 
 The pipeline and ``python -m export verify`` write the same format: a ``results`` list with
-one entry per model or bundle, so either one's report.json can be the baseline of the other.
+one entry per model or bundle, so either one's report.json can be the baseline of the other
+(:mod:`export.drift`). Every artifact shows its 1- and 2-thread p50 / p90 latency and, when
+quantized, its speed against its fp32 source, so an int8 model that is slower says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import math
 import platform
 import re
 from collections.abc import Mapping, Sequence
@@ -17,89 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from export.choice import Choice
+from export.drift import DriftCheck, drift_table
 from export.errors import ConfigError
-from export.verify import ArtifactResult, Choice, Confusion, Outputs
-from runtime.classifier import golden_atol
+from export.latency import Latencies, latency_key
+from export.verify import ArtifactResult
+from export.verify_bundles import Confusion
 
 REPORT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class DriftTolerance:
-    """How far a result may move from the baseline before the check fails.
-
-    Attributes:
-        points: Accuracy and agreement, absolute points, either direction (a change either
-            way means the outputs changed; update the baseline when that is intended).
-        logits_float: Max |logit Δ| of float models, absolute (runtime selftest's 1e-3).
-        logits_quantized: Same for int8 models, whose kernels differ between CPUs (5e-2).
-        slowdown: Relative p50 increase allowed (0.5 = +50%); a speed-up never fails.
-    """
-
-    points: float = 1.0
-    logits_float: float = golden_atol("fp32")
-    logits_quantized: float = golden_atol("int8")
-    slowdown: float = 0.5
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not value >= 0:
-                raise ConfigError(f"drift tolerance {f.name}={value!r} is invalid; allowed: >= 0")
-
-
-# metric → (what it is, how a value reads, how the tolerance reads)
-_METRICS = {
-    "accuracy": ("accuracy", "{:.2f}%", "±{:g} pts"),
-    "agreement": ("agreement", "{:.2f}%", "±{:g} pts"),
-    "max_abs_delta": ("max abs logit Δ vs source", "{:.3g}", "±{:g}"),
-    "logits": ("max abs logit Δ vs baseline logits", "{:.3g}", "≤ {:g}"),
-    "p50_ms": ("p50 latency", "{:.2f} ms", "slowdown ≤ {:.0%}"),
-}
-
-
-@dataclass(frozen=True)
-class DriftCheck:
-    """One metric of one artifact against the baseline report.
-
-    Accuracy and agreement are in percent. For ``logits`` there is no baseline number:
-    ``current`` is already the max |Δ| between this run's and the baseline's logits.
-    """
-
-    artifact: str
-    metric: str
-    baseline: float | None
-    current: float
-    tolerance: float
-
-    @property
-    def passed(self) -> bool:
-        if self.baseline is None:  # "logits": current is already the distance to the baseline
-            return self.current <= self.tolerance  # NaN fails
-        if self.metric == "p50_ms":
-            return self.current <= self.baseline * (1 + self.tolerance)
-        return abs(self.current - self.baseline) <= self.tolerance
-
-    def cells(self) -> tuple[str, str, str, str]:
-        """What is checked, the baseline value, the current value and what is allowed, as text."""
-        what, value, allowed = _METRICS[self.metric]
-        base = "—" if self.baseline is None else value.format(self.baseline)
-        return what, base, value.format(self.current), allowed.format(self.tolerance)
-
-    @property
-    def failure(self) -> str | None:
-        if self.passed:
-            return None
-        what, base, current, allowed = self.cells()
-        against = "" if self.baseline is None else f" vs baseline {base}"
-        return f"{self.artifact}: {what} {current}{against} (allowed {allowed})"
-
-
-@dataclass(frozen=True)
 class Report:
-    """Everything a run proved, and what failed.
+    """Everything a run proved, what failed and what the accuracy gate left out.
 
     Attributes:
         kind: ``export`` (the pipeline) or ``verify``.
@@ -133,13 +63,24 @@ class Report:
     def passed(self) -> bool:
         return not self.failures
 
+    @property
+    def left_out(self) -> list[ArtifactResult]:
+        """Artifacts the accuracy gate left out (``on_gate_fail = skip``); never shipped."""
+        return [r for r in self.results if r.skipped]
+
     def to_dict(self) -> dict[str, Any]:
+        speed = speed_vs_fp32(self.results)
         out = {
             "report_version": REPORT_VERSION,
             "kind": self.kind,
             "passed": self.passed,
             "failures": self.failures,
-            "results": [dataclasses.asdict(r) | {"passed": r.passed} for r in self.results],
+            "left_out": [{"artifact": r.name, "reason": r.skipped} for r in self.left_out],
+            "results": [
+                dataclasses.asdict(r)
+                | {"passed": r.passed, "status": r.status, "speed_vs_fp32": _speed_dict(speed.get(r.name))}
+                for r in self.results
+            ],
             "bundles": list(self.bundles),
             "data": dict(self.data),
             "timings_s": dict(self.timings_s),
@@ -173,12 +114,63 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
+@dataclass(frozen=True)
+class SpeedRatio:
+    """A quantized artifact's p50 divided by its fp32 source's, per thread count (> 1: slower).
+
+    Attributes:
+        against: The fp32 artifact compared with: the fp32 export of the same model and
+            format when there is one, else the artifact's ``source``.
+        ratios: Thread-count key (``"1t"``) → p50 ratio.
+    """
+
+    against: str
+    ratios: Mapping[str, float]
+
+
+def speed_vs_fp32(results: Sequence[ArtifactResult]) -> dict[str, SpeedRatio]:
+    """The :class:`SpeedRatio` of every quantized result whose fp32 source is among ``results``."""
+    by = {r.name: r for r in results}
+    out = {}
+    for r in results:
+        if r.precision == "fp32":
+            continue
+        source = by.get(r.source)
+        twins = [p for p in results if p.precision == "fp32" and (p.format, p.model) == (r.format, r.model)]
+        peer = source if any(t is source for t in twins) or not twins else twins[0]
+        if peer is None:
+            continue
+        mine, theirs = _latency(r), _latency(peer)
+        ratios = {k: v["p50_ms"] / theirs[k]["p50_ms"] for k, v in mine.items() if theirs.get(k, {}).get("p50_ms")}
+        if ratios:
+            out[r.name] = SpeedRatio(peer.name, ratios)
+    return out
+
+
+def _speed_dict(s: SpeedRatio | None) -> dict[str, Any] | None:
+    return None if s is None else {"against": s.against, "p50_ratio": dict(s.ratios)}
+
+
+def _latency(r: ArtifactResult) -> Latencies:
+    """All latency figures of a result (a report written before 2-thread figures has one)."""
+    return r.latency or {latency_key(r.threads): {"p50_ms": r.p50_ms, "p90_ms": r.p90_ms}}
+
+
 def table(results: Sequence[ArtifactResult], chosen: str | None = None, reference: str = "teacher") -> str:
-    """The verify table as Markdown; the ``chosen`` artifact's name is marked."""
+    """The verify table as Markdown; the ``chosen`` artifact's name is marked.
+
+    Latency columns hold p50 / p90 ms at each thread count measured; "p50 vs fp32" is a
+    quantized artifact's p50 at the first thread count divided by its fp32 source's.
+    """
+    keys = sorted({k for r in results for k in _latency(r)}, key=lambda k: int(k.rstrip("t")))
+    speed = speed_vs_fp32(results)
+    thread_cols = "".join(f" p50 / p90 ms, {k[:-1]} thr |" for k in keys)
+    first = keys[0][:-1] if keys else "1"
     head = (
         f"| artifact | format | precision | accuracy | agreement w/ {reference} | max abs logit Δ vs source (tol) "
-        "| Δacc vs source (pts) | p50 ms (1 thr) | p90 ms | size MB | verdict |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        f"| Δacc vs source (pts) |{thread_cols} p50 vs fp32 ({first} thr) | size MB | status |\n"
+        + "|---" * (10 + len(keys))
+        + "|\n"
     )
     rows = []
     for r in results:
@@ -189,30 +181,33 @@ def table(results: Sequence[ArtifactResult], chosen: str | None = None, referenc
             delta += f" vs {r.source}"
         drop = "—" if r.accuracy_drop is None else f"{r.accuracy_drop:+.2f}"
         agreement = "—" if r.agreement is None else f"{100 * r.agreement:.2f}%"
-        verdict = "pass" if r.passed else "**FAIL**"
+        status = {"pass": "pass", "fail": "**FAIL**", "skipped": "skipped (left out)"}[r.status]
         name = f"**{r.name}** (chosen)" if r.name == chosen else r.name
+        lat = _latency(r)
+        cells = "".join(f" {lat[k]['p50_ms']:.2f} / {lat[k]['p90_ms']:.2f} |" if k in lat else " — |" for k in keys)
         rows.append(
             f"| {name} | {r.format} | {r.precision} | {100 * r.accuracy:.2f}% | {agreement} "
-            f"| {delta} | {drop} | {r.p50_ms:.2f} | {r.p90_ms:.2f} | {r.size_bytes / 1e6:.1f} | {verdict} |"
+            f"| {delta} | {drop} |{cells} {_speed_cell(r, speed.get(r.name), keys)} "
+            f"| {r.size_bytes / 1e6:.1f} | {status} |"
         )
     return head + "\n".join(rows) + "\n"
 
 
-def drift_table(checks: Sequence[DriftCheck]) -> str:
-    """Drift checks as Markdown: baseline against current, and what is allowed."""
-    rows = ["| artifact | check | baseline | current | allowed | verdict |", "|---|---|---|---|---|---|"]
-    for d in checks:
-        what, base, current, allowed = d.cells()
-        rows.append(
-            f"| {d.artifact} | {what} | {base} | {current} | {allowed} | {'pass' if d.passed else '**FAIL**'} |"
-        )
-    return "\n".join(rows) + "\n"
+def _speed_cell(r: ArtifactResult, s: SpeedRatio | None, keys: Sequence[str]) -> str:
+    if s is None or not keys or keys[0] not in s.ratios:
+        return "—"
+    ratio = s.ratios[keys[0]]
+    against = "src" if s.against == r.source else s.against
+    return f"**{ratio:.2f}×** {against} (slower)" if ratio > 1 else f"{ratio:.2f}× {against}"
 
 
 def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_note: str | None = None) -> str:
     """report.md; ``charts`` are (caption, file name) pairs beside it, ``charts_note`` why there are none."""
     d, m = report.data, machine()
-    lines = [f"# {report.kind.capitalize()} report", "", f"**Result: {'PASSED' if report.passed else 'FAILED'}**", ""]
+    result = "PASSED" if report.passed else "FAILED"
+    if report.left_out:
+        result += f" — {len(report.left_out)} artifact(s) left out by the accuracy gate (see Left out)"
+    lines = [f"# {report.kind.capitalize()} report", "", f"**Result: {result}**", ""]
     if report.kind == "export":
         lines.append(
             f"Data: {d.get('source')} — labels {d.get('labels')}; train {d.get('train')}, "
@@ -224,10 +219,20 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
     lines += [
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores. Latency: batch 1, per text, tokenization included, "
-        "median (p50) and p90.",
+        'median (p50) / p90 in ms at each thread count. "p50 vs fp32": a quantized artifact\'s p50 '
+        "divided by its fp32 source's — above 1× it is slower than fp32 on this machine.",
         "",
         table(report.results, report.choice.name if report.choice else None, _reference_name(report)),
     ]
+    lines += quantization_notes(report.results)
+    if report.left_out:
+        lines += [
+            "## Left out",
+            "",
+            "Measured, failed the accuracy gate and left out of the output (`--on-gate-fail skip`):",
+            "",
+        ]
+        lines += [f"- **{r.name}** — skipped: {r.skipped}" for r in report.left_out] + [""]
     if report.choice is not None:
         lines += ["## Chosen bundle", "", report.choice.reason, ""]
     lines += [f"![{caption}]({name})\n" for caption, name in charts]
@@ -242,6 +247,17 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         lines += ["## Bundles", ""] + [f"- `bundles/{b}`" for b in report.bundles] + [""]
     lines += ["## Stage times", ""] + [f"- {k}: {v:.1f} s" for k, v in report.timings_s.items()] + [""]
     return "\n".join(lines)
+
+
+def quantization_notes(results: Sequence[ArtifactResult]) -> list[str]:
+    """The "Quantization notes" section (what each quantizer decided), or nothing when none has notes."""
+    noted = [r for r in results if r.notes]
+    if not noted:
+        return []
+    lines = ["## Quantization notes", ""]
+    for r in noted:
+        lines += [f"- **{r.name}**"] + [f"  - {n}" for n in r.notes]
+    return [*lines, ""]
 
 
 def _reference_name(report: Report) -> str:
@@ -281,24 +297,27 @@ def draw_charts(report: Report, out_dir: Path) -> tuple[list[tuple[str, str]], s
 
 
 def junit_xml(report: Report) -> str:
-    """JUnit XML: one test case per artifact (its threshold and drift failures), plus the budget."""
+    """JUnit XML: one test case per artifact (its threshold and drift failures, or why the gate
+    left it out, as a skipped case), plus the budget."""
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
-    cases: list[tuple[str, list[str]]] = []
+    cases: list[tuple[str, list[str], str]] = []
     for r in report.results:
         drift = [d.failure for d in report.drift if d.artifact == r.name and d.failure]
-        cases.append((r.name, [*r.failures, *drift]))
+        cases.append((r.name, [*r.failures, *drift], r.skipped))
     if report.choice is not None and (report.choice.budget_ms is not None or report.choice.budget_mb is not None):
-        cases.append(("budget", [report.choice.failure] if report.choice.failure else []))
-    failed = sum(1 for _, f in cases if f)
-    suites = ET.Element("testsuites", name="bert-mobile-kit", tests=str(len(cases)), failures=str(failed))
-    suite = ET.SubElement(
-        suites, "testsuite", name=f"export {report.kind}", tests=str(len(cases)), failures=str(failed), errors="0"
-    )
-    for name, failures in cases:
+        cases.append(("budget", [report.choice.failure] if report.choice.failure else [], ""))
+    failed = sum(1 for _, f, _ in cases if f)
+    skipped = sum(1 for _, f, s in cases if s and not f)
+    counts = {"tests": str(len(cases)), "failures": str(failed), "skipped": str(skipped)}
+    suites = ET.Element("testsuites", name="bert-mobile-kit", **counts)
+    suite = ET.SubElement(suites, "testsuite", name=f"export {report.kind}", errors="0", **counts)
+    for name, failures, skip in cases:
         case = ET.SubElement(suite, "testcase", classname=f"export.{report.kind}", name=name)
         if failures:
             ET.SubElement(case, "failure", message=failures[0], type="threshold").text = "\n".join(failures)
+        elif skip:
+            ET.SubElement(case, "skipped", message=skip)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -324,74 +343,3 @@ def load_report(path: Path) -> dict[str, Any]:
     if not isinstance(results, list) or not all(isinstance(r, dict) and "name" in r for r in results):
         raise ConfigError(f"baseline {path} has no 'results' list of named results; is it a report.json?")
     return data
-
-
-def logit_sample(texts: Sequence[str], outputs: Mapping[str, Outputs], count: int) -> dict[str, Any]:
-    """The logits of the first ``count`` texts for every artifact (6 significant digits: enough for 1e-3)."""
-    head = list(texts[:count])
-    return {
-        "texts": len(head),
-        "texts_sha256": hashlib.sha256("\n".join(head).encode()).hexdigest(),
-        "logits": {
-            name: [[float(f"{x:.6g}") for x in row] for row in o.logits[: len(head)]] for name, o in outputs.items()
-        },
-    }
-
-
-def drift_checks(
-    report: Report, baseline: Mapping[str, Any], tol: DriftTolerance
-) -> tuple[list[DriftCheck], list[str]]:
-    """Compares a report's results (and logit sample) with a baseline report.json.
-
-    Artifacts are matched by name. Returns the checks and notes on what was not compared.
-
-    Raises:
-        ConfigError: the baseline was measured on other texts, or shares no artifact with this run.
-    """
-    old_data = baseline.get("data") or {}
-    if old_data.get("sha256") and report.data.get("sha256") and old_data["sha256"] != report.data["sha256"]:
-        raise ConfigError(
-            f"the baseline was measured on other texts ({old_data.get('source')}, {old_data.get('rows')} rows); "
-            "pass the same --data, columns and --max-samples"
-        )
-    old = {r["name"]: r for r in baseline["results"]}
-    old_logits, new_logits = baseline.get("logit_sample") or {}, report.logit_sample or {}
-    same_texts = bool(old_logits) and old_logits.get("texts_sha256") == new_logits.get("texts_sha256")
-    checks: list[DriftCheck] = []
-    notes = [
-        f"{name}: in the baseline, not checked now" for name in old if name not in {r.name for r in report.results}
-    ]
-    for r in report.results:
-        b = old.get(r.name)
-        if b is None:
-            notes.append(f"{r.name}: not in the baseline (not compared)")
-            continue
-        logit_tol = tol.logits_float if r.precision == "fp32" else tol.logits_quantized
-        checks.append(DriftCheck(r.name, "accuracy", 100 * b["accuracy"], 100 * r.accuracy, tol.points))
-        if r.agreement is not None and b.get("agreement") is not None:
-            checks.append(DriftCheck(r.name, "agreement", 100 * b["agreement"], 100 * r.agreement, tol.points))
-        if r.max_abs_delta is not None and b.get("max_abs_delta") is not None:
-            if b.get("source") == r.source:
-                checks.append(DriftCheck(r.name, "max_abs_delta", b["max_abs_delta"], r.max_abs_delta, logit_tol))
-            else:
-                notes.append(f"{r.name}: max abs logit Δ not compared (vs {b.get('source')} there, vs {r.source} here)")
-        if same_texts and r.name in old_logits.get("logits", {}) and r.name in new_logits.get("logits", {}):
-            delta = _max_abs_diff(old_logits["logits"][r.name], new_logits["logits"][r.name])
-            checks.append(DriftCheck(r.name, "logits", None, delta, logit_tol))
-        if b.get("threads") == r.threads and b.get("p50_ms") is not None:
-            checks.append(DriftCheck(r.name, "p50_ms", b["p50_ms"], r.p50_ms, tol.slowdown))
-        else:
-            notes.append(f"{r.name}: latency not compared ({b.get('threads')} thread(s) there, {r.threads} here)")
-    if old_logits and not same_texts:
-        notes.append("logits not compared: the baseline's logit sample comes from other texts")
-    if not checks:
-        raise ConfigError(
-            f"the baseline shares no artifact with this run (baseline: {', '.join(old) or 'none'}; "
-            f"now: {', '.join(r.name for r in report.results)})"
-        )
-    return checks, notes
-
-
-def _max_abs_diff(a: Any, b: Any) -> float:
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(x - y))) if x.shape == y.shape else math.inf

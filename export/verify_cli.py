@@ -3,12 +3,14 @@
     python -m export verify --bundle out --reference out/models --data test.tsv
     python -m export verify --bundle out --data test.tsv --baseline ci/report.json --junit junit.xml
     python -m export verify --bundle out --reference out/models --data test.tsv --budget-ms 5 --budget-mb 30
+    python -m export verify --bundle out --reference out/models --data test.tsv --on-gate-fail skip
 
 Every bundle runs through :mod:`runtime` (the shipping code) on the first ``--max-samples``
 rows of ``--data``. It prints the verify table (and the drift table) and writes report.json,
-report.md, pareto.png and confusion.png to ``--out``. Exit codes: 0 every threshold holds;
-1 a threshold, drift check or budget failed (each failure names the artifact and the number);
-2 bad input (one line on stderr).
+report.md, pareto.png and confusion.png to ``--out``. Exit codes: 0 every threshold holds
+(with ``--on-gate-fail skip``, quantized bundles that fail only the accuracy gate are listed as
+left out instead); 1 a threshold, drift check or budget failed (each failure names the artifact
+and the number); 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -25,21 +27,14 @@ from typing import NoReturn
 
 import numpy as np
 
+from export.choice import choose
 from export.config import DataConfig
 from export.data import read_rows
+from export.drift import DriftTolerance, drift_checks, drift_table, logit_sample
 from export.errors import ConfigError, ExportError
-from export.report import (
-    DriftTolerance,
-    Report,
-    drift_checks,
-    drift_table,
-    junit_xml,
-    load_report,
-    logit_sample,
-    table,
-    write_report,
-)
-from export.verify import Gates, LabelledTexts, choose, confusion, load_reference, verify_bundles
+from export.report import Report, junit_xml, load_report, table, write_report
+from export.verify_bundles import Gates, LabelledTexts, confusion, load_reference, verify_bundles
+from quantize.modes import GateAction
 from runtime import RuntimeKitError
 from runtime.bundle import MANIFEST_NAME
 
@@ -118,7 +113,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--max-slowdown", type=float, default=50.0, help="p50 latency increase allowed, percent (default %(default)s)")
     add("--budget-ms", type=float, help="choose the most accurate verified bundle with p50 <= this (1 thread)")
     add("--budget-mb", type=float, help="... and a model file of at most this many MB")
-    add("--threads", type=int, default=1, help="threads for the latency figures (default %(default)s)")
+    add(
+        "--latency-threads",
+        type=thread_counts,
+        default=(1, 2),
+        metavar="N[,N...]",
+        help="thread counts for the latency figures, the first for budgets and drift (default 1,2)",
+    )
+    add(
+        "--on-gate-fail",
+        type=gate_action,
+        default=GateAction.FAIL,
+        metavar="|".join(GateAction),
+        help="a quantized bundle beyond --max-drop / --min-agreement: fail the run, "
+        "or skip it (listed as left out, exit 0) (default %(default)s)",
+    )
     add("--latency-samples", type=int, default=50, help="texts timed per artifact (default %(default)s)")
     add(
         "--logit-samples",
@@ -136,6 +145,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def thread_counts(text: str) -> tuple[int, ...]:
+    """``"1,2"`` → ``(1, 2)``; argparse turns the error into one line and exit 2."""
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: thread counts >= 1, e.g. 1,2")
+    return counts
+
+
+def gate_action(text: str) -> GateAction:
+    """``fail`` or ``skip``; argparse turns the error into one line and exit 2."""
+    try:
+        return GateAction(text.strip().lower())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: {', '.join(GateAction)}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
@@ -151,11 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("".join(f"- {n}\n" for n in report.notes))
     if choice is not None:
         print(f"Chosen: {choice.reason}\n")
+    for r in report.left_out:
+        print(f"Left out: {r.name} — skipped: {r.skipped}")
     if not report.passed:
         lines = "\n".join(f"  - {f}" for f in report.failures)
         print(f"FAILED: {len(report.failures)} check(s):\n{lines}\nReport: {out / 'report.md'}", file=sys.stderr)
         return 1
-    print(f"PASSED: {len(report.bundles)} bundle(s) verified; report: {out / 'report.md'}")
+    left = f", {len(report.left_out)} left out by the accuracy gate" if report.left_out else ""
+    print(f"PASSED: {len(report.bundles)} bundle(s) verified{left}; report: {out / 'report.md'}")
     return 0
 
 
@@ -176,7 +207,13 @@ def run(args: argparse.Namespace) -> tuple[Report, Path]:
     for budget in (args.budget_ms, args.budget_mb):
         if budget is not None and not budget > 0:
             raise ConfigError(f"a budget must be > 0, got {budget:g}")
-    gates = Gates(args.max_drop, args.min_agreement, args.threads, args.latency_samples)
+    gates = Gates(
+        max_drop=args.max_drop,
+        min_agreement=args.min_agreement,
+        latency_threads=args.latency_threads,
+        latency_samples=args.latency_samples,
+        on_gate_fail=args.on_gate_fail,
+    )
     tol = DriftTolerance(
         args.max_drift_points, args.max_drift_logits, args.max_drift_logits_int8, args.max_slowdown / 100
     )
@@ -210,7 +247,7 @@ def run(args: argparse.Namespace) -> tuple[Report, Path]:
             "budget_mb": args.budget_mb,
         },
         timings_s={},
-        bundles=tuple(b.name for b in bundles),
+        bundles=tuple(r.name for r in results if r.name in {b.name for b in bundles} and not r.skipped),
         kind="verify",
         logit_sample=logit_sample(data.texts, outputs, args.logit_samples),
     )

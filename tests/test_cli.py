@@ -25,6 +25,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--set", "data.nosuch=1"], "unknown config key data.nosuch"),
         (["--model", "no-such-org/no-such-model", "--train", "t.csv"], "cannot load model 'no-such-org/no-such-model'"),
         (["--model", "fold", "--train", "t.csv"], "model folder fold has no config.json"),
+        (["--on-gate-fail", "maybe"], "error: verify.on_gate_fail='maybe' is invalid; allowed: fail, skip"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_error(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -3,6 +3,7 @@ and the CI drift check (``scripts/drift_check.sh``) against the committed baseli
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -255,3 +256,34 @@ def test_the_pipeline_report_gets_the_pareto_chart_or_says_why_not(tmp_path: Pat
     md = (tmp_path / "report.md").read_text()
     assert "Charts skipped: matplotlib is not installed" in md and "pareto.png" not in md, md
     assert not (tmp_path / "pareto.png").exists()
+
+
+def test_the_table_shows_every_thread_count_and_flags_an_int8_slower_than_fp32() -> None:
+    from export.report import Report, table
+    from export.verify import ArtifactResult
+
+    def result(name: str, precision: str, source: str, one: float, two: float | None) -> ArtifactResult:
+        lat = {"1t": {"p50_ms": one, "p90_ms": 2 * one}}
+        if two is not None:
+            lat["2t"] = {"p50_ms": two, "p90_ms": 2 * two}
+        return ArtifactResult(
+            name, "onnx", precision, "student", source, 10**6, 0.8, 1.0, None, None, 0.0, one, 2 * one, 1, latency=lat
+        )
+
+    results = (
+        result("student-onnx-fp32", "fp32", "student", 2.0, 1.0),
+        result("student-onnx-int8-static", "int8-static", "student-onnx-fp32", 3.0, 0.5),  # slower at 1 thread
+        result("student-onnx-int8-dynamic", "int8-dynamic", "student-onnx-fp32", 1.0, 0.8),
+    )
+    md = table(results)
+    assert "| p50 / p90 ms, 1 thr | p50 / p90 ms, 2 thr | p50 vs fp32 (1 thr) |" in md, md
+    rows = {line.split(" | ")[0][2:]: line for line in md.splitlines()[2:]}
+    assert "| 3.00 / 6.00 | 0.50 / 1.00 | **1.50×** src (slower) |" in rows["student-onnx-int8-static"], rows
+    assert "| 1.00 / 2.00 | 0.80 / 1.60 | 0.50× src |" in rows["student-onnx-int8-dynamic"], rows
+    assert "| 2.00 / 4.00 | 1.00 / 2.00 | — |" in rows["student-onnx-fp32"], rows
+    speed = Report(results, {}, {}, {}, ()).to_dict()["results"][1]["speed_vs_fp32"]
+    assert speed == {"against": "student-onnx-fp32", "p50_ratio": {"1t": 1.5, "2t": 0.5}}, speed
+
+    # A result read from a report written before 2-thread figures (no "latency") keeps its 1-thread p50.
+    old = dataclasses.replace(results[0], latency={})
+    assert "| 2.00 / 4.00 | — | — |" in table([old, results[2]]), table([old, results[2]])

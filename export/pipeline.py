@@ -25,6 +25,7 @@ from export.report import Report, write_report
 from export.tflite import to_tflite
 from export.train import finetune
 from export.verify import ArtifactResult, verify
+from quantize.calibration import draw_texts
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,18 @@ def run(cfg: PipelineConfig) -> Report:
             teacher = finetune(cfg.model, data, cfg.finetune, work / "models", max_length=n, seed=cfg.seed)
         with stage("distill"):
             student = distill(teacher, data, cfg.distill, work / "models", max_length=n, seed=cfg.seed)
+        calibration = draw_texts(
+            data.train.texts, cfg.quantize.calibration_samples, cfg.quantize.sensitivity_samples, cfg.seed
+        )
         with stage("export"):
-            exported = to_onnx([student, teacher] if cfg.onnx.teacher else [student], cfg.onnx, work / "artifacts")
+            exported = to_onnx(
+                [student, teacher] if cfg.onnx.teacher else [student],
+                cfg.onnx,
+                work / "artifacts",
+                calibration=calibration,
+                quant=cfg.quantize,
+                max_length=n,
+            )
             if cfg.tflite.enabled:
                 exported += to_tflite(student, cfg.tflite, work / "artifacts", seq_len=n)
         models = {m.name: m for m in (teacher, student)}

@@ -26,11 +26,20 @@ from transformers import PreTrainedModel
 
 from export.architectures import TOKEN_INPUTS, model_input_names
 from export.artifacts import Artifact, Format
-from export.config import TfliteConfig, TfliteConverter
+from export.config import QuantizeConfig, TfliteConfig, TfliteConverter
 from export.errors import ConfigError, ConversionError
+from export.masking import bounded_mask_fill
 from export.models import Classifier
 from export.tflite_tf import TfJob, convert_with_tensorflow
-from quantize.tflite import TfliteQuant, quantize_tflite, write_atomic
+from quantize.calibration import CalibrationTexts, encode
+from quantize.full_integer import Inputs
+from quantize.tflite import (
+    TfliteQuant,
+    calibrate_tflite,
+    quantize_tflite,
+    quantize_tflite_calibrated,
+    write_atomic,
+)
 from runtime.backends import bucket_signature
 
 logger = logging.getLogger(__name__)
@@ -56,9 +65,8 @@ class LogitsOnly(torch.nn.Module):
     """Wraps a ``*ForSequenceClassification`` model so that it returns logits only.
 
     ``forward`` takes the token inputs by keyword, so the converter names the
-    TFLite inputs after them. The attention mask is handed to the model untouched;
-    bounding the mask fill value (needed for full-int8) belongs here, before the
-    model call, so it stays one place to change.
+    TFLite inputs after them. The mask fill value is bounded around the trace
+    (:func:`export.masking.bounded_mask_fill`), not here.
 
     Args:
         model: A Hugging Face sequence classifier. Put in eval mode (this mutates
@@ -95,7 +103,9 @@ def _sample_inputs(names: tuple[str, ...], seq_len: int) -> dict[str, torch.Tens
     }
 
 
-def _convert_fp32(model: PreTrainedModel, lengths: tuple[int, ...], converter: TfliteConverter) -> bytes:
+def _convert_fp32(
+    model: PreTrainedModel, lengths: tuple[int, ...], converter: TfliteConverter, mask_fill: float = -30.0
+) -> bytes:
     names = model_input_names(model)
     if not names:
         raise TfliteConversionError(
@@ -105,17 +115,21 @@ def _convert_fp32(model: PreTrainedModel, lengths: tuple[int, ...], converter: T
     if converter is TfliteConverter.TENSORFLOW:
         flatbuffer = _convert_with_tensorflow(model, names, lengths)
     else:
-        flatbuffer = _convert_with_litert_torch(model, names, lengths)
+        flatbuffer = _convert_with_litert_torch(model, names, lengths, mask_fill)
     _check_signatures(flatbuffer, f"{converter.value}-converted {_model_name(model)}", names, lengths)
     return flatbuffer
 
 
-def _convert_with_litert_torch(model: PreTrainedModel, names: tuple[str, ...], lengths: tuple[int, ...]) -> bytes:
+def _convert_with_litert_torch(
+    model: PreTrainedModel, names: tuple[str, ...], lengths: tuple[int, ...], mask_fill: float = -30.0
+) -> bytes:
     wrapper = LogitsOnly(model)
     # litert-torch prints progress to stdout (rich); keep it, but as a debug log.
     progress = io.StringIO()
     try:
-        with torch.no_grad(), contextlib.redirect_stdout(progress):
+        # A finite mask fill keeps the fp32 outputs (exp(-30) is 0 next to 1 in fp32) and
+        # gives full-integer quantization a usable range for the masked attention scores.
+        with torch.no_grad(), contextlib.redirect_stdout(progress), bounded_mask_fill(model, mask_fill):
             converter = litert_torch.signature(
                 bucket_signature(lengths[0]), wrapper, sample_kwargs=_sample_inputs(names, lengths[0])
             )
@@ -177,6 +191,7 @@ def convert_tflite(
     seq_len: int | Sequence[int],
     quantization: TfliteQuant = TfliteQuant.FP32,
     converter: TfliteConverter = TfliteConverter.LITERT_TORCH,
+    mask_fill: float = -30.0,
 ) -> Path:
     """Converts a sequence classifier to a TFLite flatbuffer.
 
@@ -198,6 +213,8 @@ def convert_tflite(
         quantization: Precision of the written model.
         converter: litert-torch (default), or TensorFlow (the ``tf`` extra; see
             :mod:`export.tflite_tf`); both write the same signatures.
+        mask_fill: Additive attention-mask value used instead of the dtype minimum
+            (litert-torch only; see :mod:`export.masking`).
 
     Returns:
         ``out_path``.
@@ -216,7 +233,7 @@ def convert_tflite(
     if not isinstance(converter, TfliteConverter):
         allowed = [c.value for c in TfliteConverter]
         raise ConfigError(f"converter must be a TfliteConverter {allowed}, got {converter!r}")
-    flatbuffer = _convert_fp32(model, lengths, converter)
+    flatbuffer = _convert_fp32(model, lengths, converter, mask_fill)
     if quantization is TfliteQuant.FP32:
         return write_atomic(flatbuffer, out_path)
 
@@ -282,7 +299,15 @@ def tflite_signature(path: Path) -> Signature:
     return next(iter(signatures.values()))
 
 
-def to_tflite(clf: Classifier, cfg: TfliteConfig, out_dir: Path, *, seq_len: int) -> list[Artifact]:
+def to_tflite(
+    clf: Classifier,
+    cfg: TfliteConfig,
+    out_dir: Path,
+    *,
+    seq_len: int,
+    calibration: CalibrationTexts | None = None,
+    quant: QuantizeConfig | None = None,
+) -> list[Artifact]:
     """Exports a classifier to fp32 TFLite, then quantizes it to every other configured precision.
 
     Args:
@@ -291,24 +316,90 @@ def to_tflite(clf: Classifier, cfg: TfliteConfig, out_dir: Path, *, seq_len: int
         out_dir: Folder for ``{name}-tflite-{precision}.tflite`` files.
         seq_len: The longest sequence (data.max_length): the last bucket, see
             :meth:`TfliteConfig.lengths`.
+        calibration: Training texts for the calibrated modes (``int8-full``, ``int8-full-int8-io``,
+            ``16x8``): ranges from ``calibration.calibration``, sensitivity search scored on
+            ``calibration.sensitivity``.
+        quant: Mask fill, target agreement and float-group limit of the sensitivity search
+            (default: :class:`QuantizeConfig` defaults).
 
     Returns:
         One artifact per precision, fp32 first; quantized ones name the fp32 one as source.
         ``fixed_length`` is ``seq_len``; every file has a signature per bucket.
 
     Raises:
+        ConfigError: a calibrated mode is configured but no calibration texts are given.
         TfliteConversionError: litert-torch could not convert the model.
         TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
     """
+    quant = quant or QuantizeConfig()
+    calibrated = [m for m in cfg.precisions if m.calibrated]
+    if calibrated and (calibration is None or not calibration.calibration or not calibration.sensitivity):
+        raise ConfigError(
+            f"tflite.precisions {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
+            "training split; pass calibration= (the pipeline draws quantize.calibration_samples and "
+            "quantize.sensitivity_samples of them)"
+        )
     fp32_name = f"{clf.name}-tflite-{TfliteQuant.FP32.value}"
     fp32_path = convert_tflite(
-        clf.model, out_dir / f"{fp32_name}.tflite", seq_len=cfg.lengths(seq_len), converter=cfg.converter
+        clf.model,
+        out_dir / f"{fp32_name}.tflite",
+        seq_len=cfg.lengths(seq_len),
+        converter=cfg.converter,
+        mask_fill=quant.mask_fill,
     )
     artifacts = [Artifact(fp32_name, fp32_path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=seq_len)]
+    ranges: tuple[dict, Inputs] | None = None  # one calibration serves every calibrated mode
     for mode in cfg.precisions:
         if mode is TfliteQuant.FP32:
             continue
         name = f"{clf.name}-tflite-{mode.value}"
-        path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)
-        artifacts.append(Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=seq_len))
+        notes: tuple[str, ...] = ()
+        if mode.calibrated:
+            if ranges is None:
+                assert calibration is not None  # checked above
+                calibration_rows, sensitivity_rows = _calibration_inputs(
+                    clf, calibration, fp32_path, cfg.lengths(seq_len)
+                )
+                ranges = calibrate_tflite(fp32_path, calibration_rows), sensitivity_rows
+            path, result = quantize_tflite_calibrated(
+                fp32_path,
+                out_dir / f"{name}.tflite",
+                mode,
+                *ranges,
+                target_agreement=quant.target_agreement,
+                max_float_groups=quant.max_float_groups,
+            )
+            notes = result.notes()
+        else:
+            path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)
+        artifacts.append(
+            Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=seq_len, notes=notes)
+        )
     return artifacts
+
+
+def _calibration_inputs(
+    clf: Classifier, texts: CalibrationTexts, fp32_path: Path, lengths: tuple[int, ...]
+) -> tuple[Inputs, Inputs]:
+    """Encodes calibration and sensitivity texts into each text's length bucket (signature).
+
+    Every signature needs calibration data: a bucket no calibration text falls into gets
+    the first texts truncated or padded to its length.
+    """
+    keys = set(tflite_signatures(fp32_path))
+    names = model_input_names(clf.model)
+
+    def key_of(n: int) -> str:
+        key = bucket_signature(n)
+        return key if key in keys or len(keys) != 1 else next(iter(keys))
+
+    def rows(batch: tuple[str, ...]) -> Inputs:
+        return [(key_of(n), row) for n, row in encode(clf.tokenizer, batch, names, lengths[-1], lengths)]
+
+    calibration = rows(texts.calibration)
+    covered = {key for key, _ in calibration}
+    for n in lengths:
+        if key_of(n) not in covered:
+            extra = encode(clf.tokenizer, texts.calibration[:16], names, n, (n,))
+            calibration += [(key_of(n), row) for _, row in extra]
+    return calibration, rows(texts.sensitivity)

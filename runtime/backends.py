@@ -189,8 +189,12 @@ class TfliteBackend:
         with self._lock:
             for start in range(0, rows, step):
                 chunk = {k: _pad_rows(v[start : start + step], step) for k, v in arrays.items()}
-                out = sig.runner(**chunk)
-                logits = np.array(next(iter(out.values())), dtype=np.float32)
+                out = next(iter(sig.runner(**chunk).values()))
+                if sig.dequantize is not None:
+                    scale, zero_point = sig.dequantize
+                    logits = (out.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+                else:
+                    logits = np.array(out, dtype=np.float32)
                 chunks.append(logits[: min(step, rows - start)])
         if not chunks:
             return np.zeros((0, self._num_labels), dtype=np.float32)
@@ -215,7 +219,16 @@ class _Signature:
         self.batch: int | None = batch if batch > 0 else None
         self.runner = runner
         self.dtypes = {name: d["dtype"] for name, d in details.items()}
-        self.num_labels = int(next(iter(outputs.values()))["shape"][-1])
+        output = next(iter(outputs.values()))
+        self.num_labels = int(output["shape"][-1])
+        # Full-integer models may return int8 logits: real = scale * (q - zero_point).
+        scale, zero_point = output.get("quantization", (0.0, 0))
+        if np.issubdtype(output["dtype"], np.integer) and not scale:
+            raise BundleError(
+                f"TFLite model {path} signature {key!r} returns {output['dtype'].__name__} logits "
+                "without a quantization scale; re-export the bundle"
+            )
+        self.dequantize: tuple[float, int] | None = (float(scale), int(zero_point)) if scale else None
 
 
 def open_backend(path: Path, threads: int = 1) -> Backend:

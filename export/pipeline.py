@@ -67,7 +67,9 @@ def run(cfg: PipelineConfig) -> Report:
                 max_length=n,
             )
             if cfg.tflite.enabled:
-                exported += to_tflite(student, cfg.tflite, work / "artifacts", seq_len=n)
+                exported += to_tflite(
+                    student, cfg.tflite, work / "artifacts", seq_len=n, calibration=calibration, quant=cfg.quantize
+                )
         models = {m.name: m for m in (teacher, student)}
         bundles = {a.name: work / "bundles" / a.name for a in exported}
         for a in exported:

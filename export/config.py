@@ -208,11 +208,12 @@ class QuantizeConfig:
 
     calibration_samples: int = 256
     """Training texts whose activation ranges set the int8 scales."""
-    sensitivity_samples: int = 256
+    sensitivity_samples: int = 512
     """Further training texts on which the per-layer sensitivity analysis scores each trial."""
-    target_agreement: float = 0.99
-    """Label agreement with the fp32 source (on the sensitivity texts) that full-int8 must reach;
-    the most sensitive op groups are kept in float, one by one, until it does."""
+    target_agreement: float = 0.995
+    """Label agreement with the fp32 source, on the sensitivity texts, that the calibrated modes
+    aim for: the most helpful op groups are kept in float, one by one, until it is reached. Half a
+    point above the 99 % wanted on unseen text: on 512 texts the estimate is good to about ±0.4."""
     max_float_groups: int = 12
     """At most this many op groups are kept in float; beyond it the mode is reported as failing."""
     mask_fill: float = -30.0

@@ -130,7 +130,8 @@ def op_groups(flatbuffer: bytes) -> list[OpGroup]:
     Op scopes look like ``Wrapper/...Model_bert/...Encoder_encoder/...BertLayer_3/...BertOutput_output/
     ...Linear_dense;12;``. For modules inside a numbered layer there is one group per layer
     (``bert.encoder.layer.3``) and one per child kind across all layers
-    (``bert.encoder.layer.*.output``, plus ``… (own ops)`` for the layer's residual adds);
+    (``bert.encoder.layer.*.output``, plus ``… (own ops)`` for the layer's residual adds) and
+    one level finer (``bert.encoder.layer.*.output.LayerNorm``);
     outside the layers, one group per module two levels below the model
     (``bert.embeddings``, ``classifier``), or the module's own ops (e.g. the attention-mask
     arithmetic of ``bert``).
@@ -148,17 +149,24 @@ def op_groups(flatbuffer: bytes) -> list[OpGroup]:
         if layer is None:
             depth = min(len(parts), 4)
             own = depth == len(parts)
-            name = ".".join(attrs[2:depth]) + (" (own ops)" if own else "")
+            name = (".".join(attrs[2:depth]) or attrs[depth - 1]) + (" (own ops)" if own else "")
             pattern = re.escape("/".join(parts[:depth])) + (";" if own else "[;/]")
-            _add(found, name or attrs[-1], pattern)
+            _add(found, name, pattern)
             continue
         prefix = re.escape("/".join(parts[:layer]) + "/" + parts[layer][: -len(attrs[layer])]) + r"\d+"
         _add(found, ".".join(attrs[2 : layer + 1]), re.escape("/".join(parts[: layer + 1])) + "[;/]")
         stem = ".".join([*attrs[2:layer], "*"])
         if len(parts) == layer + 1:
             _add(found, f"{stem} (own ops)", prefix + ";")
-        else:
-            _add(found, f"{stem}.{attrs[layer + 1]}", prefix + "/" + re.escape(parts[layer + 1]) + "[;/]")
+            continue
+        child = prefix + "/" + re.escape(parts[layer + 1])
+        _add(found, f"{stem}.{attrs[layer + 1]}", child + "[;/]")
+        if len(parts) > layer + 2:  # one level finer: e.g. layer.*.ffn.lin2, layer.*.attention.output
+            _add(
+                found,
+                f"{stem}.{attrs[layer + 1]}.{attrs[layer + 2]}",
+                child + "/" + re.escape(parts[layer + 2]) + "[;/]",
+            )
     return [OpGroup(name, pattern, ops) for name, (pattern, ops) in found.items()]
 
 
@@ -184,6 +192,11 @@ def _recipe(mode: TfliteQuant, float_patterns: Sequence[str]) -> list:
         manager.add_quantization_config(
             regex=pattern, operation_name=TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
         )
+    if float_patterns:
+        # Embedding tables stay int8 even in a group kept in float (the lookup's output is float
+        # either way). Configs are matched per regex key in insertion order, later ones winning, so
+        # this needs a key other than the first ".*".
+        manager.add_weight_only_config(regex=".+", operation_name=TFLOperationName.EMBEDDING_LOOKUP, num_bits=8)
     return manager.get_quantization_recipe()
 
 

@@ -146,6 +146,8 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
             f"({APP_BACKEND_SOURCES[manifest.backend]} not found); it runs {', '.join(available) or 'nothing'}: "
             "export and pass a TFLite bundle (e.g. out/bundles/student-tflite-int8-dynamic)"
         )
+    if manifest.backend == "tflite":
+        _check_float_logits(bundle / manifest.model_file, manifest.name)
     names = [MANIFEST_NAME, *manifest.files]
     size = sum((bundle / name).stat().st_size for name in names)
     if size > max_mb * 2**20:
@@ -175,6 +177,20 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
 
 
 # --- golden files for the JVM tests of android_demo/core -----------------------------------
+
+
+def _check_float_logits(model_file: Path, name: str) -> None:
+    """The app's LiteRtBackend reads float32 logits; int8 logits (``int8-full-int8-io``) it cannot."""
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    interpreter = Interpreter(model_path=str(model_file))
+    for key in interpreter.get_signature_list():
+        for out in interpreter.get_signature_runner(key).get_output_details().values():
+            if out["dtype"] != np.float32:
+                raise ExportError(
+                    f"bundle {name!r} returns {np.dtype(out['dtype']).name} logits (signature {key!r}); the demo app "
+                    "reads float32 logits: ship the int8-full bundle (int8 compute, float logits) instead"
+                )
 
 
 def write_java_goldens(

@@ -167,10 +167,9 @@ def table(results: Sequence[ArtifactResult], chosen: str | None = None, referenc
     thread_cols = "".join(f" p50 / p90 ms, {k[:-1]} thr |" for k in keys)
     first = keys[0][:-1] if keys else "1"
     head = (
-        f"| artifact | format | precision | accuracy | agreement w/ {reference} | max abs logit Δ vs source (tol) "
-        f"| Δacc vs source (pts) |{thread_cols} p50 vs fp32 ({first} thr) | size MB | status |\n"
-        + "|---" * (10 + len(keys))
-        + "|\n"
+        f"| artifact | format | precision | accuracy | agreement w/ {reference} | agreement w/ source "
+        f"| max abs logit Δ vs source (tol) | acc drop vs source (pts) |{thread_cols} p50 vs fp32 ({first} thr) "
+        "| size MB | status |\n" + "|---" * (11 + len(keys)) + "|\n"
     )
     rows = []
     for r in results:
@@ -181,12 +180,13 @@ def table(results: Sequence[ArtifactResult], chosen: str | None = None, referenc
             delta += f" vs {r.source}"
         drop = "—" if r.accuracy_drop is None else f"{r.accuracy_drop:+.2f}"
         agreement = "—" if r.agreement is None else f"{100 * r.agreement:.2f}%"
+        source_agreement = "—" if r.source_agreement is None else f"{100 * r.source_agreement:.2f}%"
         status = {"pass": "pass", "fail": "**FAIL**", "skipped": "skipped (left out)"}[r.status]
         name = f"**{r.name}** (chosen)" if r.name == chosen else r.name
         lat = _latency(r)
         cells = "".join(f" {lat[k]['p50_ms']:.2f} / {lat[k]['p90_ms']:.2f} |" if k in lat else " — |" for k in keys)
         rows.append(
-            f"| {name} | {r.format} | {r.precision} | {100 * r.accuracy:.2f}% | {agreement} "
+            f"| {name} | {r.format} | {r.precision} | {100 * r.accuracy:.2f}% | {agreement} | {source_agreement} "
             f"| {delta} | {drop} |{cells} {_speed_cell(r, speed.get(r.name), keys)} "
             f"| {r.size_bytes / 1e6:.1f} | {status} |"
         )

@@ -45,6 +45,8 @@ class ArtifactResult:
         latency: p50 / p90 at every thread count measured, keyed ``"1t"``, ``"2t"``, ...
         skipped: Why the accuracy gate left it out (``on_gate_fail = skip``); empty otherwise.
         notes: What the quantizer decided (e.g. op groups kept in float), from the artifact.
+        source_agreement: Fraction of eval texts where its label equals ``source``'s (for a
+            quantized artifact: label agreement with its fp32 model); None for sources.
     """
 
     name: str
@@ -65,6 +67,7 @@ class ArtifactResult:
     latency: Latencies = field(default_factory=dict)
     skipped: str = ""
     notes: tuple[str, ...] = ()
+    source_agreement: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -160,12 +163,13 @@ def verify(
         got = logits[name]
         acc = float((got.argmax(-1) == labels).mean())
         source = art.source if art else ("" if clf is reference else reference.name)
-        delta = drop = tol = None
+        delta = drop = tol = source_agreement = None
         failures: list[str] = []
         gate: list[str] = []
         if source:
             delta = float(np.max(np.abs(got - logits[source])))
             drop = 100.0 * (float((logits[source].argmax(-1) == labels).mean()) - acc)
+            source_agreement = float((got.argmax(-1) == logits[source].argmax(-1)).mean())
         if art is not None and not art.quantized:
             tol = clf.arch.onnx_atol if art.format is Format.ONNX else clf.arch.tflite_atol
             if not delta <= tol:  # NaN fails too
@@ -193,6 +197,7 @@ def verify(
             failures=final,
             skipped=skipped,
             notes=art.notes if art else (),
+            source_agreement=source_agreement,
             **latency_figures(lat, cfg.latency_threads),
         )
 

@@ -214,3 +214,39 @@ def test_refuses_non_empty_output_dir(tmp_path: Path, tiny_bert_dir: Path, sst2_
     with pytest.raises(ConfigError, match="not empty; choose another --out or pass --overwrite"):
         run(tiny_run_config(tiny_bert_dir, sst2_path, out))
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_pipeline_calibrated_modes(tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path) -> None:
+    """int8-static (ONNX) and int8-full / 16x8 (TFLite) through the whole chain: calibration drawn
+    from the training split, the sensitivity search's notes in report.json / report.md, runtime
+    bundles that predict."""
+    out = tmp_path / "out"
+    cfg = tiny_run_config(
+        tiny_bert_dir,
+        sst2_path,
+        out,
+        "onnx.teacher=false",
+        "onnx.quantize=int8-static",
+        "tflite.precisions=fp32,int8-full,16x8",
+        "tflite.buckets=16",
+        "quantize.calibration_samples=32",
+        "quantize.sensitivity_samples=32",
+        "quantize.max_float_groups=2",
+        "verify.on_gate_fail=skip",
+    )
+    report = run(cfg)
+    assert report.passed, report.failures
+    data = json.loads((out / "report.json").read_text())
+    by_name = {r["name"]: r for r in data["results"]}
+    expected = {"student-onnx-int8-static", "student-tflite-int8-full", "student-tflite-16x8"}
+    assert expected <= set(by_name), sorted(by_name)
+    for name in ("student-tflite-int8-full", "student-tflite-16x8"):
+        notes = by_name[name]["notes"]
+        assert notes and notes[0].startswith("sensitivity search on 32 held-out training texts"), notes
+    assert by_name["student-onnx-int8-static"]["notes"], "int8-static should say what it kept in float"
+    md = (out / "report.md").read_text()
+    assert "sensitivity search on 32 held-out training texts" in md
+    for name in expected - {r["name"] for r in data["results"] if r["status"] == "skipped"}:
+        clf = TextClassifier.load(out / "bundles" / name)
+        (pred,) = clf.predict(["a gripping, funny film"])
+        assert pred.label in ("0", "1"), f"{name} predicted {pred.label!r}"

@@ -152,3 +152,31 @@ def test_calibrated_modes_need_calibration_texts(tokenizer, tmp_path: Path) -> N
     assert not list(tmp_path.glob("*.tflite")), "nothing may be written before the check"
     with pytest.raises(ValueError, match="quantize_tflite_calibrated"):
         quantize_tflite(tmp_path / "x.tflite", tmp_path / "y.tflite", TfliteQuant.FULL_INT8)
+
+
+def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -> None:
+    """The demo app reads float32 logits: an int8-logits bundle is refused with the fix, an
+    int8-full (float logits) bundle is installed."""
+    import dataclasses
+    import shutil
+
+    from export.android import install_bundle
+    from export.bundle import make_bundle
+    from export.errors import ExportError
+
+    clf, artifacts = calibrated_export
+    clf.tokenizer.save_pretrained(tmp_path / "tok")
+    clf = dataclasses.replace(clf, path=tmp_path / "tok")
+    app = tmp_path / "app_root"
+    kotlin = Path(__file__).resolve().parents[1] / "android_demo" / "app" / "src" / "main"
+    shutil.copytree(kotlin / "java", app / "app" / "src" / "main" / "java")
+    for precision, ok in (("int8-full-int8-io", False), ("int8-full", True)):
+        copy = tmp_path / f"{precision}.tflite"
+        shutil.copyfile(artifacts[precision].path, copy)
+        bundle = tmp_path / "bundles" / precision
+        make_bundle(dataclasses.replace(artifacts[precision], path=copy), clf, bundle, 32)
+        if ok:
+            install_bundle(bundle, app, max_mb=100)
+        else:
+            with pytest.raises(ExportError, match="returns int8 logits.*int8-full bundle"):
+                install_bundle(bundle, app, max_mb=100)

@@ -349,6 +349,7 @@ def to_tflite(
     )
     artifacts = [Artifact(fp32_name, fp32_path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=seq_len)]
     ranges: tuple[dict, Inputs] | None = None  # one calibration serves every calibrated mode
+    int8_groups: tuple[str, ...] = ()  # what int8-full kept in float; int8-full-int8-io starts there
     for mode in cfg.precisions:
         if mode is TfliteQuant.FP32:
             continue
@@ -368,7 +369,10 @@ def to_tflite(
                 *ranges,
                 target_agreement=quant.target_agreement,
                 max_float_groups=quant.max_float_groups,
+                start_groups=int8_groups if mode is TfliteQuant.FULL_INT8_IO else (),
             )
+            if mode is TfliteQuant.FULL_INT8:
+                int8_groups = result.final.float_groups
             notes = result.notes()
         else:
             path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)

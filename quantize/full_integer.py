@@ -98,9 +98,14 @@ class SensitivityResult:
 
     def notes(self) -> tuple[str, ...]:
         """Report lines: baseline, each group kept in float and why, and the outcome."""
+        first = (
+            f"{self.mode.value} with {', '.join(self.baseline.float_groups)} in float (from an earlier search)"
+            if self.baseline.float_groups
+            else f"all ops {self.mode.value}"
+        )
         lines = [
             f"sensitivity search on {self.texts} held-out training texts, target agreement "
-            f"{self.target:.1%}: all ops {self.mode.value} → agreement {self.baseline.agreement:.1%}, "
+            f"{self.target:.1%}: {first} → agreement {self.baseline.agreement:.1%}, "
             f"logit MSE {self.baseline.mse:.4f}"
         ]
         for step in self.steps:
@@ -109,7 +114,7 @@ class SensitivityResult:
             top = sorted(self.ranking, key=lambda t: (-t.agreement, t.mse))[:5]
             ranked = ", ".join(f"{t.float_groups[-1]} {t.agreement:.1%}" for t in top)
             lines.append(f"most sensitive groups (agreement with that group alone in float): {ranked}")
-        kept = len(self.steps)
+        kept = len(self.steps) + len(self.baseline.float_groups)
         lines.append(
             f"target met with {kept} group(s) in float"
             if self.met
@@ -246,6 +251,7 @@ def search_float_groups(
     *,
     target: float,
     max_groups: int,
+    start: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
 ) -> tuple[bytes, SensitivityResult]:
     """Quantizes in ``mode``; keeps op groups in float, most helpful first, until ``target``.
@@ -256,7 +262,9 @@ def search_float_groups(
         mode: A calibrated mode (``FULL_INT8``, ``FULL_INT8_IO``, ``INT16X8``).
         sensitivity: Held-out training inputs that score each trial.
         target: Label agreement with the fp32 model to reach.
-        max_groups: Most groups kept in float.
+        max_groups: Most groups kept in float (besides ``start``).
+        start: Names of groups to keep in float from the outset, e.g. those an earlier search
+            found for a mode that differs only in its output type; the search goes on from there.
         progress: Called with the number of trials run, after each one.
 
     Returns:
@@ -275,13 +283,14 @@ def search_float_groups(
             progress(trials)
         return model, Trial(tuple(g.name for g in groups), agreement, float(((logits - reference) ** 2).mean()))
 
-    best_model, baseline = score(())
     candidates = op_groups(flatbuffer)
-    kept: list[OpGroup] = []
+    kept: list[OpGroup] = [g for g in candidates if g.name in start]
+    candidates = [g for g in candidates if g.name not in start]
+    best_model, baseline = score(kept)
     steps: list[Trial] = []
     ranking: tuple[Trial, ...] = ()
     current = baseline
-    while current.agreement < target and len(kept) < max_groups and candidates:
+    while current.agreement < target and len(kept) - len(start) < max_groups and candidates:
         scored = {g.name: score([*kept, g]) for g in candidates}
         if not ranking:
             ranking = tuple(t for _, t in scored.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,7 @@ def quantize_tflite_calibrated(
     *,
     target_agreement: float = 0.99,
     max_float_groups: int = 12,
+    start_groups: Sequence[str] = (),
 ) -> tuple[Path, SensitivityResult]:
     """Full-integer int8 (float or int8 logits) or 16x8 quantization with a sensitivity search.
 
@@ -167,6 +169,8 @@ def quantize_tflite_calibrated(
         sensitivity: ``(signature key, inputs)`` per held-out text that scores the trials.
         target_agreement: Agreement with fp32 to reach.
         max_float_groups: Most op groups kept in float.
+        start_groups: Groups kept in float from the outset (what ``int8-full`` found, for
+            ``int8-full-int8-io``, which differs only in its output type).
 
     Returns:
         ``out_path`` and the search's measurements (``result.notes()`` for the report). The
@@ -189,6 +193,7 @@ def quantize_tflite_calibrated(
                 sensitivity,
                 target=target_agreement,
                 max_groups=max_float_groups,
+                start=start_groups,
                 progress=lambda n: bar.update(n - bar.n),
             )
         except Exception as e:  # the quantizer raises many unrelated types

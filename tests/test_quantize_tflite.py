@@ -142,6 +142,19 @@ def test_search_keeps_groups_in_float_until_the_target(tokenizer, tmp_path: Path
     assert scores == sorted(scores), f"agreement went down along the search: {scores}"
     assert len(result.ranking) == len(groups), f"{len(result.ranking)} ranked of {len(groups)} groups"
     assert any("target NOT met" in n for n in result.notes()), result.notes()
+    # Starting from groups an earlier search found: they are kept from the first trial on.
+    _, resumed = full_integer.search_float_groups(
+        flatbuffer,
+        qsvs,
+        TfliteQuant.FULL_INT8_IO,
+        rows(_texts(32, 2)),
+        target=0.0,
+        max_groups=2,
+        start=("bert.encoder.0",),
+    )
+    assert resumed.baseline.float_groups == ("bert.encoder.0",) and not resumed.steps, resumed
+    assert "with bert.encoder.0 in float (from an earlier search)" in resumed.notes()[0], resumed.notes()
+    assert "target met with 1 group(s) in float" in resumed.notes()[-1], resumed.notes()
 
 
 def test_calibrated_modes_need_calibration_texts(tokenizer, tmp_path: Path) -> None:

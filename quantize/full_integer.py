@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -86,7 +86,6 @@ class SensitivityResult:
     ranking: tuple[Trial, ...] = ()
     target: float = 0.99
     texts: int = 0
-    groups: tuple[OpGroup, ...] = field(default=(), repr=False)
 
     @property
     def final(self) -> Trial:
@@ -304,6 +303,4 @@ def search_float_groups(
         steps.append(trial)
         best_model, current = model, trial
         log.info("sensitivity: keep %s in float → agreement %.4f", name, trial.agreement)
-    groups = tuple(op_groups(flatbuffer))
-    result = SensitivityResult(mode, baseline, tuple(steps), ranking, target, len(sensitivity), groups)
-    return best_model, result
+    return best_model, SensitivityResult(mode, baseline, tuple(steps), ranking, target, len(sensitivity))

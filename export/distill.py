@@ -8,19 +8,26 @@ and DistilBERT (Sanh et al. 2019), whose take-every-other-layer init we copy.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from export.architectures import model_input_names
+from export.augment import augment_texts
 from export.config import DistillConfig, StudentKind
-from export.data import Dataset
+from export.data import Dataset, Split
 from export.errors import ConfigError
-from export.models import Classifier, save_classifier, torch_logits
-from export.train import TokenizedSplit, accuracy_metric, training_arguments
+from export.models import Classifier, load_pretrained, torch_logits
+from export.train import TokenizedSplit, accuracy_metric, early_stopping, train_and_save, training_arguments
+from export.transfer import DistillationModel
 
 # ".layer.N." in a state-dict key: encoder layer N (bert, roberta, electra, mobilebert:
 # encoder.layer.N; distilbert: transformer.layer.N). ALBERT's keys have no layer index.
+log = logging.getLogger(__name__)
+
 _LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
 
 # BERT parameter name (inside one encoder layer) -> DistilBERT name.
@@ -126,29 +133,54 @@ def _distilbert_from_bert(teacher: Any, layers: list[int]) -> Any:
 def distill(
     teacher: Classifier, data: Dataset, cfg: DistillConfig, workdir: Path, *, max_length: int, seed: int
 ) -> Classifier:
-    """Trains a student on the teacher's soft labels plus the hard labels.
+    """Trains a student on the teacher's soft labels plus the hard labels, and optionally on its
+    hidden states, attention maps and teacher-labelled augmented text (see :mod:`export.transfer`).
 
     Args:
-        teacher: The fine-tuned teacher (its logits are computed once, up front).
-        data: Train and validation splits.
-        cfg: Student kind, depth, temperature, alpha and Trainer settings.
+        teacher: The fine-tuned teacher.
+        data: Train and validation splits (the best evaluation on validation is kept).
+        cfg: Student, losses, augmentation and Trainer settings.
         workdir: Checkpoints go to ``workdir/checkpoints/student``, the model to ``workdir/student``.
         max_length: Tokenizer truncation length.
-        seed: Seed of data order and dropout.
+        seed: Seed of data order, dropout and augmentation.
 
     Returns:
         The distilled student.
+
+    Raises:
+        ConfigError: a student that cannot be built from this teacher, or transfer losses with a
+            student whose vocabulary differs from the teacher's.
     """
     from transformers import DataCollatorWithPadding, set_seed  # noqa: PLC0415
 
     set_seed(seed)
-    student = build_student(teacher.model, cfg.student, cfg.num_layers)
+    student, tok = _make_student(teacher, cfg)
+    online = cfg.hidden_weight > 0 or cfg.attention_weight > 0
+    if online and tok.get_vocab() != teacher.tokenizer.get_vocab():
+        raise ConfigError(
+            f"distill.hidden_weight / attention_weight need a student with the teacher's vocabulary; "
+            f"{cfg.student_model!r} tokenizes differently: set both to 0 (soft labels work across vocabularies)"
+        )
+    train = _with_augmentation(teacher, data.train, cfg.augment, max_length, seed)
+    extra: dict[str, dict] = {"train": {}, "validation": {}}
+    if not online:  # the teacher's logits once, up front; with transfer it runs on every batch
+        log.info("teacher logits for %d training and %d validation texts", len(train), len(data.validation))
+        extra["train"]["teacher_logits"] = torch_logits(teacher, train.texts, max_length)
+        extra["validation"]["teacher_logits"] = torch_logits(teacher, data.validation.texts, max_length)
     names = model_input_names(student)
-    tok = teacher.tokenizer
-    soft = {
-        "train": torch_logits(teacher, data.train.texts, max_length),
-        "validation": torch_logits(teacher, data.validation.texts, max_length),
-    }
+    eager = cfg.attention_weight > 0  # attention maps need the eager (non-SDPA) kernels
+    previous = teacher.model.config._attn_implementation
+    if eager:
+        student.set_attn_implementation("eager")
+        teacher.model.set_attn_implementation("eager")
+    wrapped = DistillationModel(
+        student,
+        teacher.model,
+        temperature=cfg.temperature,
+        alpha=cfg.alpha,
+        hidden_weight=cfg.hidden_weight,
+        attention_weight=cfg.attention_weight,
+    )
     args = training_arguments(
         workdir / "checkpoints" / "student",
         epochs=cfg.epochs,
@@ -156,47 +188,44 @@ def distill(
         learning_rate=cfg.learning_rate,
         max_steps=cfg.max_steps,
         seed=seed,
-        weight_decay=0.01,
-        warmup_ratio=0.1,
+        evals_per_epoch=cfg.evals_per_epoch,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
         group_by_length=True,
         remove_unused_columns=False,
         label_names=["labels"],
     )
-    trainer = _distill_trainer(
-        model=student,
-        args=args,
-        train_dataset=TokenizedSplit(data.train, tok, names, max_length, {"teacher_logits": soft["train"]}),
-        eval_dataset=TokenizedSplit(data.validation, tok, names, max_length, {"teacher_logits": soft["validation"]}),
-        data_collator=DataCollatorWithPadding(tok),
-        compute_metrics=accuracy_metric,
-        temperature=cfg.temperature,
-        alpha=cfg.alpha,
-    )
-    trainer.train()
-    return save_classifier("student", trainer.model, tok, workdir / "student", data.label_names)
-
-
-def distillation_loss(
-    student_logits: Any, teacher_logits: Any, hard_loss: Any, temperature: float, alpha: float
-) -> Any:
-    """alpha · T² · KL(teacher_T ‖ student_T) + (1 − alpha) · CE(student, labels)."""
-    import torch.nn.functional as F  # noqa: N812, PLC0415
-
-    t = temperature
-    kd = F.kl_div(
-        F.log_softmax(student_logits / t, dim=-1), F.softmax(teacher_logits / t, dim=-1), reduction="batchmean"
-    ) * (t * t)
-    return alpha * kd + (1.0 - alpha) * hard_loss
-
-
-def _distill_trainer(*, temperature: float, alpha: float, **kwargs: Any) -> Any:
     from transformers import Trainer  # noqa: PLC0415
 
-    class DistillTrainer(Trainer):
-        def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, **_: Any) -> Any:
-            teacher_logits = inputs.pop("teacher_logits").float()
-            outputs = model(**inputs)
-            loss = distillation_loss(outputs.logits, teacher_logits, outputs.loss, temperature, alpha)
-            return (loss, outputs) if return_outputs else loss
+    trainer = Trainer(
+        model=wrapped,
+        args=args,
+        train_dataset=TokenizedSplit(train, tok, names, max_length, extra["train"]),
+        eval_dataset=TokenizedSplit(data.validation, tok, names, max_length, extra["validation"]),
+        data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=accuracy_metric,
+        callbacks=early_stopping(cfg.early_stopping_patience, cfg.max_steps),
+    )
+    try:
+        return train_and_save(trainer, "student", tok, workdir, data.label_names, unwrap=lambda m: m.student)
+    finally:
+        if eager:
+            teacher.model.set_attn_implementation(previous)
+            student.set_attn_implementation(previous)
 
-    return DistillTrainer(**kwargs)
+
+def _make_student(teacher: Classifier, cfg: DistillConfig) -> tuple[Any, Any]:
+    if cfg.student_model is None:
+        return build_student(teacher.model, cfg.student, cfg.num_layers), teacher.tokenizer
+    model, tok = load_pretrained(cfg.student_model, teacher.label_names)
+    return model, tok
+
+
+def _with_augmentation(teacher: Classifier, train: Split, copies: int, max_length: int, seed: int) -> Split:
+    """The training split plus ``copies`` perturbed versions of each text, labelled by the teacher."""
+    texts = augment_texts(train.texts, copies, seed)
+    if not texts:
+        return train
+    log.info("augmentation: %d teacher-labelled texts added to %d training texts", len(texts), len(train))
+    labels = torch_logits(teacher, texts, max_length).argmax(-1)
+    return Split(train.texts + tuple(texts), np.concatenate([train.labels, labels.astype(train.labels.dtype)]))

@@ -109,6 +109,15 @@ def save_classifier(name: str, model: Any, tokenizer: Any, path: Path, label_nam
     return Classifier(name, model, tokenizer, path, arch_for(model.config.model_type), label_names)
 
 
+def load_classifier(name: str, path: Path, label_names: tuple[str, ...]) -> Classifier:
+    """Loads a classifier written by :func:`save_classifier`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415
+
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    return Classifier(name, model, tokenizer, path, arch_for(model.config.model_type), label_names)
+
+
 def torch_logits(clf: Classifier, texts: Sequence[str], max_length: int, batch_size: int = 64) -> np.ndarray:
     """Logits of a PyTorch classifier, batched by similar length (dynamic padding), in input order."""
     import torch  # noqa: PLC0415

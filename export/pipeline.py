@@ -17,13 +17,12 @@ import numpy as np
 from export.bundle import finish_bundle, golden_examples, make_bundle
 from export.config import PipelineConfig, to_dict
 from export.data import Dataset, load_data
-from export.distill import distill
 from export.errors import ConfigError, VerificationError
 from export.models import Classifier
 from export.onnx import to_onnx
 from export.report import Report, write_report
+from export.stages import student_stage, teacher_stage
 from export.tflite import to_tflite
-from export.train import finetune
 from export.verify import ArtifactResult, verify
 from quantize.calibration import draw_texts
 
@@ -51,9 +50,11 @@ def run(cfg: PipelineConfig) -> Report:
     stage = functools.partial(timed, times)
     with staging_dir(cfg.out) as work:
         with stage("finetune"):
-            teacher = finetune(cfg.model, data, cfg.finetune, work / "models", max_length=n, seed=cfg.seed)
+            trained = teacher_stage(cfg, data)
         with stage("distill"):
-            student = distill(teacher, data, cfg.distill, work / "models", max_length=n, seed=cfg.seed)
+            distilled = student_stage(cfg, data, trained)
+        teacher = ship_model(trained.model, work / "models")
+        student = ship_model(distilled.model, work / "models")
         calibration = draw_texts(
             data.train.texts, cfg.quantize.calibration_samples, cfg.quantize.sensitivity_samples, cfg.seed
         )
@@ -80,7 +81,8 @@ def run(cfg: PipelineConfig) -> Report:
         shutil.rmtree(work / "models" / "checkpoints", ignore_errors=True)
         shutil.rmtree(work / "artifacts", ignore_errors=True)
         times["total"] = round(time.perf_counter() - started, 1)
-        report = Report(tuple(results), data.summary(), to_dict(cfg), dict(times), tuple(kept))
+        training = {r.model.name: r.summary() for r in (trained, distilled)}
+        report = Report(tuple(results), data.summary(), to_dict(cfg), dict(times), tuple(kept), training=training)
         write_report(report, work)
     if not report.passed:
         raise VerificationError(report.failures, str(cfg.out / "report.md"))
@@ -114,6 +116,13 @@ def ship_verified(
         finish_bundle(bundles[r.name], metrics, golden)
         kept.append(r.name)
     return tuple(kept)
+
+
+def ship_model(clf: Classifier, models_dir: Path) -> Classifier:
+    """Copies a trained model (from the checkpoint dir) into the output's ``models/``."""
+    dest = models_dir / clf.name
+    shutil.copytree(clf.path, dest)
+    return dataclasses.replace(clf, path=dest)
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

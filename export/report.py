@@ -50,6 +50,8 @@ class Report:
     choice: Choice | None = None
     confusion: Confusion | None = None
     logit_sample: Mapping[str, Any] | None = None
+    training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Per trained model: parameters, best validation accuracy, train time, whether it was reused."""
 
     @property
     def failures(self) -> list[str]:
@@ -96,6 +98,8 @@ class Report:
             out["confusion"] = dataclasses.asdict(self.confusion)
         if self.logit_sample is not None:
             out["logit_sample"] = dict(self.logit_sample)
+        if self.training:
+            out["training"] = dict(self.training)
         return out
 
 
@@ -245,8 +249,26 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         lines += ["## Failures", ""] + [f"- {f}" for f in report.failures] + [""]
     if report.kind == "export":
         lines += ["## Bundles", ""] + [f"- `bundles/{b}`" for b in report.bundles] + [""]
+    lines += training_section(report.training)
     lines += ["## Stage times", ""] + [f"- {k}: {v:.1f} s" for k, v in report.timings_s.items()] + [""]
     return "\n".join(lines)
+
+
+def training_section(training: Mapping[str, Any]) -> list[str]:
+    """One line per trained model: size, best validation accuracy, how long it trained."""
+    if not training:
+        return []
+    lines = ["## Training", ""]
+    for name, t in training.items():
+        best = t.get("best_validation_accuracy")
+        how = "reused from an earlier run with the same inputs" if t.get("reused") else "trained in this run"
+        lines.append(
+            f"- **{name}**: {t['parameters'] / 1e6:.1f} M parameters, best validation accuracy "
+            + (f"{best:.2%}" if best is not None else "not measured")
+            + f" after {t.get('steps', '?')} steps; {t['train_seconds'] / 60:.1f} min of training, {how} "
+            f"(`{t['checkpoint_dir']}`)"
+        )
+    return [*lines, ""]
 
 
 def quantization_notes(results: Sequence[ArtifactResult]) -> list[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from export.architectures import arch_for
 from export.config import FinetuneConfig, ModelConfig
 from export.data import Dataset, Split
 from export.models import Classifier, load_pretrained, save_classifier
@@ -49,12 +52,36 @@ def accuracy_metric(eval_pred: Any) -> dict[str, float]:
 
 
 def training_arguments(
-    out: Path, *, epochs: float, batch_size: int, learning_rate: float, max_steps: int, seed: int, **extra: Any
+    out: Path,
+    *,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    max_steps: int,
+    seed: int,
+    evals_per_epoch: int = 1,
+    **extra: Any,
 ) -> Any:
-    """TrainingArguments shared by fine-tuning and distillation (GPU when present)."""
+    """TrainingArguments shared by fine-tuning and distillation.
+
+    Runs on the GPU when there is one and under ``accelerate launch`` / ``torchrun`` on several
+    (the Trainer reads the launcher's environment). Validation accuracy is measured and a
+    checkpoint saved ``evals_per_epoch`` times per epoch; the best checkpoint is loaded at the end.
+    With ``max_steps`` (smoke tests) nothing is evaluated or saved.
+    """
+    import torch  # noqa: PLC0415
     from transformers import TrainingArguments  # noqa: PLC0415
 
+    # With no accelerator, say so: that is what makes a multi-process launch use gloo DDP on CPU.
+    no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     per_epoch = max_steps <= 0
+    if not per_epoch:
+        schedule: dict[str, Any] = {"eval_strategy": "no", "save_strategy": "no"}
+    elif evals_per_epoch == 1:
+        schedule = {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    else:  # a ratio of the total steps: right under any number of processes
+        ratio = 1.0 / (epochs * evals_per_epoch)
+        schedule = {"eval_strategy": "steps", "save_strategy": "steps", "eval_steps": ratio, "save_steps": ratio}
     return TrainingArguments(
         output_dir=str(out),
         num_train_epochs=epochs,
@@ -62,8 +89,7 @@ def training_arguments(
         per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=max(batch_size, 64),
         learning_rate=learning_rate,
-        eval_strategy="epoch" if per_epoch else "no",
-        save_strategy="epoch" if per_epoch else "no",
+        **schedule,
         save_total_limit=1,
         load_best_model_at_end=per_epoch,
         metric_for_best_model="accuracy",
@@ -73,6 +99,7 @@ def training_arguments(
         data_seed=seed,
         dataloader_num_workers=0,
         disable_tqdm=False,
+        use_cpu=no_accelerator,
         **extra,
     )
 
@@ -111,6 +138,7 @@ def finetune(
         warmup_ratio=cfg.warmup_ratio,
         group_by_length=cfg.group_by_length,
         lr_scheduler_type="linear",
+        evals_per_epoch=cfg.evals_per_epoch,
     )
     trainer = Trainer(
         model=model,
@@ -119,6 +147,54 @@ def finetune(
         eval_dataset=TokenizedSplit(data.validation, tokenizer, names, max_length),
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=accuracy_metric,
+        callbacks=early_stopping(cfg.early_stopping_patience, cfg.max_steps),
     )
-    trainer.train()
-    return save_classifier("teacher", trainer.model, tokenizer, workdir / "teacher", data.label_names)
+    return train_and_save(trainer, "teacher", tokenizer, workdir, data.label_names)
+
+
+def early_stopping(patience: int, max_steps: int) -> list[Any]:
+    """The Trainer callback that stops after ``patience`` evaluations without improvement (none for 0)."""
+    if patience <= 0 or max_steps > 0:
+        return []
+    from transformers import EarlyStoppingCallback  # noqa: PLC0415
+
+    return [EarlyStoppingCallback(early_stopping_patience=patience)]
+
+
+def train_and_save(
+    trainer: Any,
+    name: str,
+    tokenizer: Any,
+    workdir: Path,
+    label_names: tuple[str, ...],
+    unwrap: Callable[[Any], Any] = lambda m: m,
+) -> Classifier:
+    """Trains (resuming from the newest checkpoint in the Trainer's output dir, if any), saves
+    ``unwrap(trainer.model)`` to ``workdir/name`` with ``training.json`` (validation accuracy at
+    each evaluation)."""
+    from transformers.trainer_utils import get_last_checkpoint  # noqa: PLC0415
+
+    out = Path(trainer.args.output_dir)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if last is not None:
+        log.info("%s: resuming from %s", name, last)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=last)
+    if not trainer.is_world_process_zero():  # other processes of a multi-process launch: nothing to save
+        model = unwrap(trainer.model).eval()
+        return Classifier(name, model, tokenizer, workdir / name, arch_for(model.config.model_type), label_names)
+    clf = save_classifier(name, unwrap(trainer.model), tokenizer, workdir / name, label_names)
+    history = [
+        {"step": h["step"], "epoch": round(h["epoch"], 3), "accuracy": h["eval_accuracy"]}
+        for h in trainer.state.log_history
+        if "eval_accuracy" in h
+    ]
+    summary = {
+        "resumed_from": Path(last).name if last else None,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "steps": trainer.state.global_step,
+        "best_validation_accuracy": trainer.state.best_metric,
+        "evaluations": history,
+    }
+    (workdir / name / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return clf

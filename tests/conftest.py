@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,17 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Training tiny models gains nothing from intra-op threads, and on a shared CPU loses a lot."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

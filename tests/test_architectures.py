@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import importlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,15 +84,6 @@ DATA = Dataset(
     label_names=LABELS,
     source="tests",
 )
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Training tiny models gains nothing from intra-op threads, and on a shared CPU loses a lot."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,143 @@
+"""The training stages, kept between runs: resume an interrupted run, reuse a finished stage.
+
+Each stage trains in ``<checkpoints>/<name>-<fingerprint>/``. The fingerprint hashes
+everything the result depends on: the stage's config, the seed, the data actually used
+(texts and labels of the train and validation splits), ``max_length`` and, for the student,
+the teacher's fingerprint. So:
+
+- an interrupted run (Ctrl-C, a killed machine) resumes from the newest Trainer checkpoint;
+- a finished stage (``done.json`` written last) is loaded instead of trained again when the
+  same config runs again, e.g. to try other export or quantization settings;
+- any change upstream gives a new fingerprint, so nothing stale is ever reused.
+
+``resume = false`` (``--no-resume``) deletes the stage's folder and trains from scratch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from export.config import PipelineConfig
+from export.data import Dataset, load_data
+from export.distill import distill
+from export.models import Classifier, load_classifier
+from export.train import finetune
+
+log = logging.getLogger(__name__)
+
+DONE = "done.json"
+
+
+def is_main_process() -> bool:
+    """False in the extra processes of ``torchrun`` / ``accelerate launch`` (``RANK`` > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train_worker(cfg: PipelineConfig) -> None:
+    """What a non-main process of a multi-process launch runs: the training stages, in step with
+    the main process (the Trainer shares gradients over them); the main process alone saves models
+    and does everything after training."""
+    data = load_data(cfg.data)
+    student_stage(cfg, data, teacher_stage(cfg, data))
+
+
+@dataclasses.dataclass(frozen=True)
+class StageResult:
+    """A trained model and how it was obtained."""
+
+    model: Classifier
+    fingerprint: str
+    train_seconds: float
+    """Wall time of the training that produced it (also when it was reused)."""
+    reused: bool
+
+    def summary(self) -> dict[str, Any]:
+        """For report.json: training.json's figures plus where the stage lives and whether it was reused."""
+        path = self.model.path / "training.json"
+        info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return info | {
+            "parameters": self.model.num_parameters(),
+            "fingerprint": self.fingerprint,
+            "train_seconds": self.train_seconds,
+            "reused": self.reused,
+            "checkpoint_dir": str(self.model.path.parent),
+        }
+
+
+def data_fingerprint(data: Dataset, max_length: int) -> str:
+    h = hashlib.sha256(f"{max_length}|{data.label_names}".encode())
+    for split in (data.train, data.validation):
+        h.update(str(len(split)).encode())
+        h.update("\x1f".join(split.texts).encode())
+        h.update(split.labels.tobytes())
+    return h.hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of dataclasses, strings and numbers."""
+    plain = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def teacher_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
+    """Fine-tunes the teacher, or reuses / resumes it from ``cfg.checkpoint_dir``."""
+    n = cfg.data.max_length
+    key = fingerprint("teacher", cfg.model, cfg.finetune, cfg.seed, data_fingerprint(data, n))
+    return _cached(
+        cfg,
+        "teacher",
+        key,
+        lambda d: finetune(cfg.model, data, cfg.finetune, d, max_length=n, seed=cfg.seed),
+        data.label_names,
+    )
+
+
+def student_stage(cfg: PipelineConfig, data: Dataset, teacher: StageResult) -> StageResult:
+    """Distills the student from ``teacher``, or reuses / resumes it from ``cfg.checkpoint_dir``."""
+    n = cfg.data.max_length
+    key = fingerprint("student", teacher.fingerprint, cfg.distill, cfg.seed, data_fingerprint(data, n))
+    return _cached(
+        cfg,
+        "student",
+        key,
+        lambda d: distill(teacher.model, data, cfg.distill, d, max_length=n, seed=cfg.seed),
+        data.label_names,
+    )
+
+
+def _cached(
+    cfg: PipelineConfig,
+    name: str,
+    key: str,
+    train: Callable[[Path], Classifier],
+    label_names: tuple[str, ...],
+) -> StageResult:
+    stage = cfg.checkpoint_dir.resolve() / f"{name}-{key}"
+    done = stage / DONE
+    main = is_main_process()
+    if not cfg.resume:
+        if main:  # the other processes of a launch train too, without touching the folder
+            shutil.rmtree(stage, ignore_errors=True)
+    elif done.is_file():
+        info = json.loads(done.read_text(encoding="utf-8"))
+        log.info("%s: reusing %s (same config, data and seed; --no-resume trains it again)", name, stage)
+        model = load_classifier(name, stage / name, label_names)
+        return StageResult(model, key, float(info["train_seconds"]), reused=True)
+    stage.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    model = train(stage)
+    seconds = round(time.perf_counter() - started, 1)
+    if not main:
+        return StageResult(model, key, seconds, reused=False)
+    shutil.rmtree(stage / "checkpoints", ignore_errors=True)  # optimizer states: only needed to resume
+    done.write_text(json.dumps({"fingerprint": key, "train_seconds": seconds}) + "\n", encoding="utf-8")
+    return StageResult(model, key, seconds, reused=False)

@@ -121,6 +121,29 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AdaptConfig:
+    """Optional domain adaptation before fine-tuning: the teacher's encoder continues its
+    masked-language-model pre-training on unlabelled in-domain text (Gururangan et al. 2020)."""
+
+    enabled: bool = False
+    texts: Path | None = None
+    """Unlabelled text: a .txt file (one text per line) or a CSV / TSV / JSONL with a text column.
+    None: the training split's texts (labels unused; never the validation or eval texts)."""
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    mlm_probability: float = 0.15
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "adapt.epochs", self.epochs, "> 0")
+        _check(self.batch_size >= 1, "adapt.batch_size", self.batch_size, ">= 1")
+        _check(0 < self.learning_rate < 1, "adapt.learning_rate", self.learning_rate, "(0, 1)")
+        _check(0 < self.mlm_probability < 1, "adapt.mlm_probability", self.mlm_probability, "(0, 1)")
+        _check(self.max_samples is None or self.max_samples >= 1, "adapt.max_samples", self.max_samples, "none or >= 1")
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     """Hugging Face Trainer settings for fine-tuning the teacher."""
 
@@ -323,6 +346,7 @@ class PipelineConfig:
     (``--no-resume``) trains from scratch."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)

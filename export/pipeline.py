@@ -49,7 +49,7 @@ def run(cfg: PipelineConfig) -> Report:
     times: dict[str, float] = {}
     stage = functools.partial(timed, times)
     with staging_dir(cfg.out) as work:
-        with stage("finetune"):
+        with stage("finetune" if not cfg.adapt.enabled else "adapt+finetune"):
             trained = teacher_stage(cfg, data)
         with stage("distill"):
             distilled = student_stage(cfg, data, trained)

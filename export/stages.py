@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from export.config import PipelineConfig
+from export.adapt import adapt, read_texts
+from export.config import ModelConfig, PipelineConfig
 from export.data import Dataset, load_data
 from export.distill import distill
 from export.models import Classifier, load_classifier
@@ -88,15 +89,42 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def adapt_stage(cfg: PipelineConfig, data: Dataset) -> tuple[Path, str]:
+    """Domain-adapts the pretrained model (MLM), or reuses / resumes it; returns its folder and key."""
+    texts = read_texts(cfg.adapt.texts, cfg.data) if cfg.adapt.texts is not None else list(data.train.texts)
+    h = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
+    key = fingerprint("adapt", cfg.model, cfg.adapt, cfg.seed, cfg.data.max_length, h)
+    stage = cfg.checkpoint_dir.resolve() / f"adapted-{key}"
+    done = stage / DONE
+    if not cfg.resume and is_main_process():
+        shutil.rmtree(stage, ignore_errors=True)
+    elif cfg.resume and done.is_file():
+        log.info("adapt: reusing %s", stage)
+        return stage / "adapted", key
+    stage.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    path = adapt(cfg.model.name_or_path, texts, cfg.adapt, stage, max_length=cfg.data.max_length, seed=cfg.seed)
+    if is_main_process():
+        shutil.rmtree(stage / "checkpoints", ignore_errors=True)
+        seconds = round(time.perf_counter() - started, 1)
+        done.write_text(json.dumps({"fingerprint": key, "train_seconds": seconds}) + "\n", encoding="utf-8")
+    return path, key
+
+
 def teacher_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
-    """Fine-tunes the teacher, or reuses / resumes it from ``cfg.checkpoint_dir``."""
+    """Fine-tunes the teacher (after domain adaptation when ``adapt.enabled``), or reuses /
+    resumes it from ``cfg.checkpoint_dir``."""
     n = cfg.data.max_length
-    key = fingerprint("teacher", cfg.model, cfg.finetune, cfg.seed, data_fingerprint(data, n))
+    model_cfg, upstream = cfg.model, ()
+    if cfg.adapt.enabled:
+        adapted, adapt_key = adapt_stage(cfg, data)
+        model_cfg, upstream = ModelConfig(str(adapted)), (adapt_key,)
+    key = fingerprint("teacher", cfg.model, cfg.finetune, cfg.seed, data_fingerprint(data, n), *upstream)
     return _cached(
         cfg,
         "teacher",
         key,
-        lambda d: finetune(cfg.model, data, cfg.finetune, d, max_length=n, seed=cfg.seed),
+        lambda d: finetune(model_cfg, data, cfg.finetune, d, max_length=n, seed=cfg.seed),
         data.label_names,
     )
 

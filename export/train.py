@@ -60,6 +60,7 @@ def training_arguments(
     max_steps: int,
     seed: int,
     evals_per_epoch: int = 1,
+    evaluate: bool = True,
     **extra: Any,
 ) -> Any:
     """TrainingArguments shared by fine-tuning and distillation.
@@ -67,16 +68,19 @@ def training_arguments(
     Runs on the GPU when there is one and under ``accelerate launch`` / ``torchrun`` on several
     (the Trainer reads the launcher's environment). Validation accuracy is measured and a
     checkpoint saved ``evals_per_epoch`` times per epoch; the best checkpoint is loaded at the end.
-    With ``max_steps`` (smoke tests) nothing is evaluated or saved.
+    With ``max_steps`` (smoke tests) nothing is evaluated or saved. ``evaluate=False``: no
+    validation, a checkpoint per epoch.
     """
     import torch  # noqa: PLC0415
     from transformers import TrainingArguments  # noqa: PLC0415
 
     # With no accelerator, say so: that is what makes a multi-process launch use gloo DDP on CPU.
     no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    per_epoch = max_steps <= 0
-    if not per_epoch:
-        schedule: dict[str, Any] = {"eval_strategy": "no", "save_strategy": "no"}
+    per_epoch = max_steps <= 0 and evaluate
+    if not evaluate:  # nothing to validate on (domain adaptation): a checkpoint per epoch to resume from
+        schedule: dict[str, Any] = {"eval_strategy": "no", "save_strategy": "epoch" if max_steps <= 0 else "no"}
+    elif not per_epoch:
+        schedule = {"eval_strategy": "no", "save_strategy": "no"}
     elif evals_per_epoch == 1:
         schedule = {"eval_strategy": "epoch", "save_strategy": "epoch"}
     else:  # a ratio of the total steps: right under any number of processes
@@ -92,7 +96,7 @@ def training_arguments(
         **schedule,
         save_total_limit=1,
         load_best_model_at_end=per_epoch,
-        metric_for_best_model="accuracy",
+        metric_for_best_model="accuracy" if evaluate else None,
         logging_steps=25,
         report_to=[],
         seed=seed,

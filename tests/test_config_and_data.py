@@ -162,3 +162,9 @@ def test_hub_dataset_offline_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="cannot load dataset 'glue/sst2'.*offline, pass --train FILE instead"):
         load_data(DataConfig(dataset="glue/sst2"))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml")), ids=str)
+def test_every_example_config_loads(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.out != Path("out") or path.name == "default.toml", f"{path.name} would write into the default ./out"

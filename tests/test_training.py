@@ -19,7 +19,7 @@ from export.augment import augment_texts
 from export.config import DataConfig, DistillConfig, Holdout, load_config
 from export.data import load_data
 from export.distill import distill
-from export.errors import ConfigError
+from export.errors import ConfigError, DataError
 from export.holdout import carve_sentences, sentence_rows
 from export.models import load_pretrained
 from export.stages import fingerprint, student_stage, teacher_stage
@@ -308,3 +308,28 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
         steps = json.loads((out / "models" / name / "training.json").read_text())["steps"]
         want = int(np.ceil(n_train / (2 * 8)))
         assert steps == want, f"{name}: {steps} optimizer steps for {n_train} rows, batch 8 × 2 processes (want {want})"
+
+
+# -- domain adaptation -------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_adapt_continues_mlm_training_before_fine_tuning(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoModel
+
+    texts = tmp_path / "unlabelled.txt"
+    texts.write_text("\n".join(t for t, _ in phrase_corpus(30, seed=5)) + "\n\n", encoding="utf-8")
+    cfg = tiny_cfg(tiny_bert_dir, tmp_path, "adapt.enabled=true", f"adapt.texts={texts}", "adapt.epochs=2")
+    data = load_data(cfg.data)
+    teacher = teacher_stage(cfg, data)
+    adapted = next(cfg.checkpoint_dir.glob("adapted-*"))
+    assert (adapted / "done.json").is_file() and not (adapted / "checkpoints").exists()
+    before = AutoModel.from_pretrained(tiny_bert_dir).state_dict()
+    after = AutoModel.from_pretrained(adapted / "adapted").state_dict()
+    moved = [k for k in before if "encoder" in k and not torch.equal(before[k], after[k])]
+    assert moved, "MLM training changed no encoder weight"
+    plain = teacher_stage(tiny_cfg(tiny_bert_dir, tmp_path, data_file=tmp_path / "train.tsv"), data)
+    assert plain.fingerprint != teacher.fingerprint, "the adapted teacher shares the plain teacher's cache entry"
+    assert teacher_stage(cfg, data).reused
+    with pytest.raises(DataError, match="does not exist"):
+        teacher_stage(tiny_cfg(tiny_bert_dir, tmp_path, "adapt.enabled=true", "adapt.texts=/nope.txt"), data)

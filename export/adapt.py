@@ -1,0 +1,123 @@
+"""Domain adaptation: continue masked-language-model pre-training on unlabelled in-domain text.
+
+The encoder of the pretrained model learns the vocabulary and style of the target domain
+(tweets, reviews, tickets) before it sees any label — the "don't stop pretraining" recipe
+(Gururangan et al. 2020). BERT's MLM objective: 15 % of the tokens are selected, 80 % of those
+replaced by [MASK], 10 % by a random token, 10 % kept, and the model predicts the originals.
+A checkpoint without an MLM head (e.g. all-MiniLM-L6-v2, a sentence-embedding model) gets a
+new head whose decoder is tied to the word embeddings; only its small transform layer starts
+random.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from export.config import AdaptConfig
+from export.data import read_rows
+from export.errors import DataError, ModelLoadError
+from export.models import resolve_model_path
+
+log = logging.getLogger(__name__)
+
+
+class _Texts:
+    """Tokenized unlabelled texts for the MLM collator (which pads and masks per batch)."""
+
+    def __init__(self, texts: Sequence[str], tokenizer: Any, max_length: int) -> None:
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True)
+        keys = ("input_ids", "attention_mask", "special_tokens_mask")
+        self._rows = [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self._rows[i]
+
+
+def read_texts(path: Path, cfg: Any) -> list[str]:
+    """Unlabelled texts from a .txt file (one per line) or a labelled-data file's text column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"adapt.texts: {path} does not exist")
+    if path.suffix.lower() == ".txt":
+        lines = [line.strip() for line in path.read_text(encoding=cfg.encoding).splitlines()]
+        texts = [line for line in lines if line]
+    else:
+        texts = list(read_rows(path, cfg).texts)
+    if not texts:
+        raise DataError(f"adapt.texts: {path} holds no text")
+    return texts
+
+
+def adapt(
+    name_or_path: str,
+    texts: Sequence[str],
+    cfg: AdaptConfig,
+    workdir: Path,
+    *,
+    max_length: int,
+    seed: int,
+) -> Path:
+    """Continues MLM pre-training of ``name_or_path`` on ``texts``.
+
+    Args:
+        name_or_path: The pretrained model (hub id or folder) that fine-tuning would start from.
+        texts: Unlabelled in-domain texts.
+        cfg: Epochs, batch size, learning rate, masking probability, sample cap.
+        workdir: Checkpoints go to ``workdir/checkpoints/adapted``, the model to ``workdir/adapted``.
+        max_length: Tokenizer truncation length.
+        seed: Seed of masking, data order and the new head's init.
+
+    Returns:
+        The folder of the adapted model (MLM head included; fine-tuning drops it).
+    """
+    from transformers import (  # noqa: PLC0415
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        set_seed,
+    )
+
+    from export.train import training_arguments  # noqa: PLC0415
+
+    set_seed(seed)
+    source = resolve_model_path(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+        model = AutoModelForMaskedLM.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"adapt: cannot load {name_or_path!r} as a masked language model: {e}") from None
+    texts = list(texts)[: cfg.max_samples] if cfg.max_samples else list(texts)
+    log.info("adapt: masked-language-model training on %d unlabelled texts", len(texts))
+    args = training_arguments(
+        workdir / "checkpoints" / "adapted",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        max_steps=-1,
+        seed=seed,
+        evaluate=False,
+        weight_decay=0.01,
+        warmup_ratio=0.06,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=_Texts(texts, tokenizer, max_length),
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability),
+    )
+    from transformers.trainer_utils import get_last_checkpoint  # noqa: PLC0415
+
+    out_dir = Path(args.output_dir)
+    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None)
+    dest = workdir / "adapted"
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(dest)
+        tokenizer.save_pretrained(dest)
+    return dest

@@ -163,9 +163,9 @@ def distill(
         )
     train = _with_augmentation(teacher, data.train, cfg.augment, max_length, seed)
     extra: dict[str, dict] = {"train": {}, "validation": {}}
-    if not online:  # the teacher's logits once, up front; with transfer it runs on every batch
+    if not online and cfg.alpha > 0:  # the teacher's logits once, up front; with transfer it runs on every batch
         log.info("teacher logits for %d training and %d validation texts", len(train), len(data.validation))
-        extra["train"]["teacher_logits"] = torch_logits(teacher, train.texts, max_length)
+        extra["train"]["teacher_logits"] = torch_logits(teacher, train.texts, max_length, progress="teacher logits")
         extra["validation"]["teacher_logits"] = torch_logits(teacher, data.validation.texts, max_length)
     names = model_input_names(student)
     eager = cfg.attention_weight > 0  # attention maps need the eager (non-SDPA) kernels
@@ -227,5 +227,5 @@ def _with_augmentation(teacher: Classifier, train: Split, copies: int, max_lengt
     if not texts:
         return train
     log.info("augmentation: %d teacher-labelled texts added to %d training texts", len(texts), len(train))
-    labels = torch_logits(teacher, texts, max_length).argmax(-1)
+    labels = torch_logits(teacher, texts, max_length, progress="teacher labels").argmax(-1)
     return Split(train.texts + tuple(texts), np.concatenate([train.labels, labels.astype(train.labels.dtype)]))

@@ -118,16 +118,23 @@ def load_classifier(name: str, path: Path, label_names: tuple[str, ...]) -> Clas
     return Classifier(name, model, tokenizer, path, arch_for(model.config.model_type), label_names)
 
 
-def torch_logits(clf: Classifier, texts: Sequence[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Logits of a PyTorch classifier, batched by similar length (dynamic padding), in input order."""
+def torch_logits(
+    clf: Classifier, texts: Sequence[str], max_length: int, batch_size: int = 64, progress: str | None = None
+) -> np.ndarray:
+    """Logits of a PyTorch classifier, batched by similar length (dynamic padding), in input order.
+
+    ``progress``: show a progress bar with this description (long passes, e.g. teacher labels).
+    """
     import torch  # noqa: PLC0415
+    from tqdm.auto import tqdm  # noqa: PLC0415
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), len(clf.label_names)), dtype=np.float32)
     device = next(clf.model.parameters()).device
     clf.model.eval()
+    starts = range(0, len(order), batch_size)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(starts, desc=progress, unit="batch") if progress else starts:
             idx = order[start : start + batch_size]
             enc = clf.tokenizer(
                 [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"

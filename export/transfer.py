@@ -96,6 +96,8 @@ class DistillationModel(nn.Module):
             output_hidden_states=self.hidden_weight > 0,
             output_attentions=self.attention_weight > 0,
         )
+        if labels is not None and not transfer and self.alpha == 0:  # hard labels only: no teacher needed
+            return {"loss": out.loss, "logits": out.logits}
         t_out = None
         if transfer or teacher_logits is None:
             teacher = self.__dict__["teacher"]

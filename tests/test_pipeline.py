@@ -202,7 +202,10 @@ def test_stage_failure_leaves_no_output(
     with pytest.raises(ConversionError, match="simulated"):
         run(cfg)
     assert not out.exists(), "a failed run must not leave an output directory"
-    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["out.checkpoints"], f"only the trained stages may stay (for a rerun to reuse), found {left}"
+    kept = sorted(p.name.split("-")[0] for p in (tmp_path / "out.checkpoints").iterdir())
+    assert kept == ["student", "teacher"], kept
 
 
 def test_refuses_non_empty_output_dir(tmp_path: Path, tiny_bert_dir: Path, sst2_path: Path) -> None:

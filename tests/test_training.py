@@ -156,6 +156,11 @@ def test_projection_is_learned_when_the_student_is_narrower(tiny_bert_dir: Path,
     assert wrapped.proj.weight.grad is not None and wrapped.proj.weight.grad.abs().sum() > 0
     same = DistillationModel(student, teacher, temperature=2.0, alpha=0.5)
     assert same.proj is None, "no projection without hidden-state transfer"
+    hard = DistillationModel(student, None, temperature=2.0, alpha=0.0)  # hard labels only: no teacher at all
+    feeds = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    student.eval()  # no dropout: the two forward passes must match
+    want = student(**feeds, labels=torch.tensor([1, 0])).loss
+    assert torch.isclose(hard(**feeds, labels=torch.tensor([1, 0]))["loss"], want), "alpha=0 is not plain CE"
 
 
 @pytest.mark.usefixtures("one_torch_thread")

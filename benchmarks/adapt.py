@@ -54,9 +54,13 @@ def main() -> int:
     rows = []
     for name, c in (("as shipped", cfg), (f"after MLM on {len(pool):,} unlabelled tweets", adapted_cfg)):
         teacher = teacher_stage(c, data)
-        wall = teacher.train_seconds + sum(  # fine-tuning, plus the MLM stage it started from
-            json.loads(d.read_text())["train_seconds"] for d in c.checkpoint_dir.glob("adapted-*/done.json")
-        ) * c.adapt.enabled
+        wall = (
+            teacher.train_seconds
+            + sum(  # fine-tuning, plus the MLM stage it started from
+                json.loads(d.read_text())["train_seconds"] for d in c.checkpoint_dir.glob("adapted-*/done.json")
+            )
+            * c.adapt.enabled
+        )
         pred = torch_logits(teacher.model, data.eval.texts, cfg.data.max_length).argmax(-1)
         acc = float((pred == data.eval.labels).mean())
         logging.info("%s: eval accuracy %.4f", name, acc)
@@ -76,8 +80,7 @@ def main() -> int:
             "| teacher | eval accuracy | vs as shipped | best validation | wall time (adapt + fine-tune) |",
             "|---|---|---|---|---|",
             *(
-                f"| {n} | {a:.2%} | {'—' if i == 0 else f'{(a - base) * 100:+.2f} pts'} | "
-                f"{v:.2%} | {w / 60:.1f} min |"
+                f"| {n} | {a:.2%} | {'—' if i == 0 else f'{(a - base) * 100:+.2f} pts'} | {v:.2%} | {w / 60:.1f} min |"
                 for i, (n, a, v, w) in enumerate(rows)
             ),
             "",

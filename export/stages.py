@@ -94,20 +94,12 @@ def adapt_stage(cfg: PipelineConfig, data: Dataset) -> tuple[Path, str]:
     texts = read_texts(cfg.adapt.texts, cfg.data) if cfg.adapt.texts is not None else list(data.train.texts)
     h = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
     key = fingerprint("adapt", cfg.model, cfg.adapt, cfg.seed, cfg.data.max_length, h)
-    stage = cfg.checkpoint_dir.resolve() / f"adapted-{key}"
-    done = stage / DONE
-    if not cfg.resume and is_main_process():
-        shutil.rmtree(stage, ignore_errors=True)
-    elif cfg.resume and done.is_file():
-        log.info("adapt: reusing %s", stage)
+    stage, done = _open_stage(cfg, "adapted", key)
+    if done is not None:
         return stage / "adapted", key
-    stage.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     path = adapt(cfg.model.name_or_path, texts, cfg.adapt, stage, max_length=cfg.data.max_length, seed=cfg.seed)
-    if is_main_process():
-        shutil.rmtree(stage / "checkpoints", ignore_errors=True)
-        seconds = round(time.perf_counter() - started, 1)
-        done.write_text(json.dumps({"fingerprint": key, "train_seconds": seconds}) + "\n", encoding="utf-8")
+    _close_stage(stage, key, round(time.perf_counter() - started, 1))
     return path, key
 
 
@@ -149,23 +141,37 @@ def _cached(
     train: Callable[[Path], Classifier],
     label_names: tuple[str, ...],
 ) -> StageResult:
-    stage = cfg.checkpoint_dir.resolve() / f"{name}-{key}"
-    done = stage / DONE
-    main = is_main_process()
-    if not cfg.resume:
-        if main:  # the other processes of a launch train too, without touching the folder
-            shutil.rmtree(stage, ignore_errors=True)
-    elif done.is_file():
-        info = json.loads(done.read_text(encoding="utf-8"))
-        log.info("%s: reusing %s (same config, data and seed; --no-resume trains it again)", name, stage)
+    stage, done = _open_stage(cfg, name, key)
+    if done is not None:
         model = load_classifier(name, stage / name, label_names)
-        return StageResult(model, key, float(info["train_seconds"]), reused=True)
-    stage.mkdir(parents=True, exist_ok=True)
+        return StageResult(model, key, float(done["train_seconds"]), reused=True)
     started = time.perf_counter()
     model = train(stage)
     seconds = round(time.perf_counter() - started, 1)
-    if not main:
-        return StageResult(model, key, seconds, reused=False)
-    shutil.rmtree(stage / "checkpoints", ignore_errors=True)  # optimizer states: only needed to resume
-    done.write_text(json.dumps({"fingerprint": key, "train_seconds": seconds}) + "\n", encoding="utf-8")
+    _close_stage(stage, key, seconds)
     return StageResult(model, key, seconds, reused=False)
+
+
+def _open_stage(cfg: PipelineConfig, name: str, key: str) -> tuple[Path, dict[str, Any] | None]:
+    """The stage's folder, and its ``done.json`` when a finished stage may be reused (else None).
+
+    With ``resume = false`` the main process deletes the folder first; the other processes of a
+    multi-process launch never touch it and train in step with the main one.
+    """
+    stage = cfg.checkpoint_dir.resolve() / f"{name}-{key}"
+    if not cfg.resume:
+        if is_main_process():
+            shutil.rmtree(stage, ignore_errors=True)
+    elif (stage / DONE).is_file():
+        log.info("%s: reusing %s (same config, data and seed; --no-resume trains it again)", name, stage)
+        return stage, json.loads((stage / DONE).read_text(encoding="utf-8"))
+    stage.mkdir(parents=True, exist_ok=True)
+    return stage, None
+
+
+def _close_stage(stage: Path, key: str, seconds: float) -> None:
+    """Marks a trained stage finished (main process only) and drops the optimizer states kept for resuming."""
+    if not is_main_process():
+        return
+    shutil.rmtree(stage / "checkpoints", ignore_errors=True)
+    (stage / DONE).write_text(json.dumps({"fingerprint": key, "train_seconds": seconds}) + "\n", encoding="utf-8")

@@ -175,7 +175,8 @@ def render(saved: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Nam
         f"Command: `python benchmarks/accuracy.py --config {config}`",
         f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Training: teacher {t.get('train_seconds', 0) / 60:.1f} min, "
         f"student {s.get('train_seconds', 0) / 60:.1f} min ({trained:.0f} min together); the pipeline run: "
-        f"{times['total'] / 60:.1f} min ({stages}); this benchmark {wall_s / 60:.0f} min.",
+        f"{times['total'] / 60:.1f} min ({stages})"
+        + (f"; this benchmark {wall_s / 60:.0f} min." if args.from_report is None else "."),
         f"Data: GLUE SST-2 train; {saved['data']['train']} training rows, {saved['data']['validation']} validation "
         f"and {saved['data']['eval']} eval sentences — whole sentences held out with every phrase cut from them "
         "removed from training, so eval is unseen text (as GLUE dev is). Accuracy is on eval; validation only "

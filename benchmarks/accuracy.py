@@ -193,6 +193,10 @@ def render(saved: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Nam
             "",
             *ablation_table(rows),
             "",
+            f"One standard error on {rows[0]['eval_n']} sentences is about "
+            f"{(rows[0]['accuracy'] * (1 - rows[0]['accuracy']) / rows[0]['eval_n']) ** 0.5 * 100:.1f} points. "
+            "Train time is wall time and includes other jobs that shared the 2 cores during some of the runs.",
+            "",
         ]
     curve = ", ".join(f"{e['accuracy']:.1%}" for e in t.get("evaluations", []))
     lines += [

@@ -84,7 +84,7 @@ def adapt(
         set_seed,
     )
 
-    from export.train import training_arguments  # noqa: PLC0415
+    from export.train import last_checkpoint, training_arguments  # noqa: PLC0415
 
     set_seed(seed)
     source = resolve_model_path(name_or_path)
@@ -112,10 +112,7 @@ def adapt(
         train_dataset=_Texts(texts, tokenizer, max_length),
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability),
     )
-    from transformers.trainer_utils import get_last_checkpoint  # noqa: PLC0415
-
-    out_dir = Path(args.output_dir)
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None)
+    trainer.train(resume_from_checkpoint=last_checkpoint(trainer))
     dest = workdir / "adapted"
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(dest)

@@ -161,11 +161,13 @@ def distill(
             f"distill.hidden_weight / attention_weight need a student with the teacher's vocabulary; "
             f"{cfg.student_model!r} tokenizes differently: set both to 0 (soft labels work across vocabularies)"
         )
-    train = _with_augmentation(teacher, data.train, cfg.augment, max_length, seed)
+    train, augmented_logits = _with_augmentation(teacher, data.train, cfg.augment, max_length, seed)
     extra: dict[str, dict] = {"train": {}, "validation": {}}
     if not online and cfg.alpha > 0:  # the teacher's logits once, up front; with transfer it runs on every batch
-        log.info("teacher logits for %d training and %d validation texts", len(train), len(data.validation))
-        extra["train"]["teacher_logits"] = torch_logits(teacher, train.texts, max_length, progress="teacher logits")
+        log.info("teacher logits for %d training and %d validation texts", len(data.train), len(data.validation))
+        logits = torch_logits(teacher, data.train.texts, max_length, progress="teacher logits")
+        # the augmented texts' logits were computed when the teacher labelled them
+        extra["train"]["teacher_logits"] = np.concatenate([logits, augmented_logits])
         extra["validation"]["teacher_logits"] = torch_logits(teacher, data.validation.texts, max_length)
     names = model_input_names(student)
     eager = cfg.attention_weight > 0  # attention maps need the eager (non-SDPA) kernels
@@ -221,11 +223,15 @@ def _make_student(teacher: Classifier, cfg: DistillConfig) -> tuple[Any, Any]:
     return model, tok
 
 
-def _with_augmentation(teacher: Classifier, train: Split, copies: int, max_length: int, seed: int) -> Split:
-    """The training split plus ``copies`` perturbed versions of each text, labelled by the teacher."""
+def _with_augmentation(
+    teacher: Classifier, train: Split, copies: int, max_length: int, seed: int
+) -> tuple[Split, np.ndarray]:
+    """The training split plus ``copies`` perturbed versions of each text, labelled by the teacher,
+    and the teacher's logits for the added texts (shape ``(0, classes)`` when none were added)."""
     texts = augment_texts(train.texts, copies, seed)
     if not texts:
-        return train
+        return train, np.zeros((0, len(teacher.label_names)), dtype=np.float32)
     log.info("augmentation: %d teacher-labelled texts added to %d training texts", len(texts), len(train))
-    labels = torch_logits(teacher, texts, max_length, progress="teacher labels").argmax(-1)
-    return Split(train.texts + tuple(texts), np.concatenate([train.labels, labels.astype(train.labels.dtype)]))
+    logits = torch_logits(teacher, texts, max_length, progress="teacher labels")
+    labels = logits.argmax(-1).astype(train.labels.dtype)
+    return Split(train.texts + tuple(texts), np.concatenate([train.labels, labels])), logits

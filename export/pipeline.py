@@ -56,7 +56,11 @@ def run(cfg: PipelineConfig) -> Report:
         teacher = ship_model(trained.model, work / "models")
         student = ship_model(distilled.model, work / "models")
         calibration = draw_texts(
-            data.train.texts, cfg.quantize.calibration_samples, cfg.quantize.sensitivity_samples, cfg.seed
+            data.train.texts,
+            cfg.quantize.calibration_samples,
+            cfg.quantize.sensitivity_samples,
+            cfg.seed,
+            like=data.validation.texts,  # lengths like deployment text (only their word counts are used)
         )
         with stage("export"):
             exported = to_onnx(

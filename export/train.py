@@ -165,6 +165,14 @@ def early_stopping(patience: int, max_steps: int) -> list[Any]:
     return [EarlyStoppingCallback(early_stopping_patience=patience)]
 
 
+def last_checkpoint(trainer: Any) -> str | None:
+    """The newest checkpoint in the Trainer's output dir, to resume from (None: start fresh)."""
+    from transformers.trainer_utils import get_last_checkpoint  # noqa: PLC0415
+
+    out = Path(trainer.args.output_dir)
+    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
 def train_and_save(
     trainer: Any,
     name: str,
@@ -176,10 +184,7 @@ def train_and_save(
     """Trains (resuming from the newest checkpoint in the Trainer's output dir, if any), saves
     ``unwrap(trainer.model)`` to ``workdir/name`` with ``training.json`` (validation accuracy at
     each evaluation)."""
-    from transformers.trainer_utils import get_last_checkpoint  # noqa: PLC0415
-
-    out = Path(trainer.args.output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    last = last_checkpoint(trainer)
     if last is not None:
         log.info("%s: resuming from %s", name, last)
     started = time.perf_counter()

@@ -199,6 +199,53 @@ def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_p
         )
 
 
+def test_augmented_soft_labels_score_each_text_once(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Soft-label KD with augmentation: the teacher scores every text once (the augmented texts'
+    logits are those it labelled them with) and each row keeps its own text's logits."""
+    import export.distill as distill_module
+
+    data = load_data(
+        DataConfig(
+            train=write_tsv(phrase_corpus(40), tmp_path / "d.tsv"),
+            holdout=Holdout.SENTENCES,
+            max_train_samples=None,
+            max_eval_samples=None,
+        )
+    )
+    teacher = teacher_stage(tiny_cfg(tiny_bert_dir, tmp_path, data_file=tmp_path / "d.tsv"), data).model
+    scored: list[str] = []
+    seen: dict[str, np.ndarray] = {}
+    real = distill_module.torch_logits
+
+    def counting(clf, texts, max_length, **kw):
+        out = real(clf, texts, max_length, **kw)
+        scored.extend(texts)
+        seen.update(zip(texts, out, strict=True))
+        return out
+
+    captured = {}
+    real_split = distill_module.TokenizedSplit
+
+    def capturing(split, tok, names, max_length, extra=None):
+        if extra and len(split) > len(data.validation):
+            captured["texts"], captured["logits"] = split.texts, extra["teacher_logits"]
+        return real_split(split, tok, names, max_length, extra)
+
+    monkeypatch.setattr(distill_module, "torch_logits", counting)
+    monkeypatch.setattr(distill_module, "TokenizedSplit", capturing)
+    cfg = DistillConfig(num_layers=1, alpha=0.5, augment=1, max_steps=1, batch_size=8)
+    distill(teacher, data, cfg, tmp_path / "s", max_length=16, seed=0)
+    n_aug = len(augment_texts(data.train.texts, 1, 0))
+    expected = len(data.train) + n_aug + len(data.validation)
+    assert len(scored) == expected, f"teacher scored {len(scored)} texts, expected {expected} (each once)"
+    texts, logits = captured["texts"], captured["logits"]
+    assert len(texts) == len(logits) == len(data.train) + n_aug
+    worst = max(float(np.abs(logits[i] - seen[t]).max()) for i, t in enumerate(texts))
+    assert worst == 0.0, f"a row carries another text's teacher logits: max |Δ| {worst}"
+
+
 # -- the stage cache: reuse, resume, --no-resume ---------------------------------------------
 
 

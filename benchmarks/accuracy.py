@@ -9,7 +9,8 @@ every exported and quantized artifact — accuracy, agreement with the teacher, 
 2. Ablations: the recipe's student trained with one distillation setting changed at a time
    (hard labels only, soft labels, + hidden-state and attention transfer, + augmentation), each
    scored on the eval sentences. Same teacher, data, seed and schedule; the variant equal to the
-   recipe is the recipe's student (the pipeline reuses it).
+   recipe is the recipe's student (the pipeline reuses it). They have their own BENCHMARKS.md
+   section, dated, so ``--no-ablations`` leaves the last measured table in place.
 3. The recipe itself through ``python -m export``'s pipeline: fine-tune, distill, export every
    configured ONNX / TFLite precision, verify (accuracy gate on), report.
 
@@ -45,6 +46,9 @@ from export.verify import ArtifactResult  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
+# Ablations have their own section: a run with --no-ablations leaves the last measured ones (and
+# the teacher they were measured against) in place.
+ABL_BEGIN, ABL_END = "<!-- accuracy-ablations:begin -->", "<!-- accuracy-ablations:end -->"
 
 # (name, distill overrides): each changes the recipe's distillation in one respect.
 ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -129,8 +133,10 @@ def main() -> int:
     if args.from_report is None and args.ablations:
         rows = ablation_rows(cfg, args.ablation_epochs or cfg.distill.epochs)
         ablations_json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        section = render_ablations(rows, cfg)
+        write_section(section, ABL_BEGIN, ABL_END)
+        print(section)
     if args.ablations_only:
-        print("\n".join(ablation_table(json.loads(ablations_json.read_text(encoding="utf-8")))))
         return 0
     if args.from_report is None:
         try:
@@ -138,14 +144,36 @@ def main() -> int:
         except VerificationError as e:  # still render the table: failures are part of the result
             logging.error("verification failed: %s", e)
     saved = json.loads(report_json.read_text(encoding="utf-8"))
-    rows = json.loads(ablations_json.read_text(encoding="utf-8")) if ablations_json.is_file() else []
-    section = render(saved, rows, args, time.perf_counter() - started)
+    section = render(saved, args, time.perf_counter() - started)
     write_section(section, BEGIN, END)
     print(section)
     return 0
 
 
-def render(saved: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float) -> str:
+def render_ablations(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
+    teacher = rows[0]
+    return "\n".join(
+        [
+            ABL_BEGIN,
+            "### What each distillation setting brings",
+            "",
+            f"Measured {time.strftime('%Y-%m-%d')} on {machine()['cpu']}: the recipe's teacher "
+            f"(lr {cfg.finetune.learning_rate:g}, {cfg.finetune.epochs:g} epochs; {teacher['accuracy']:.2%} on eval) "
+            "and a 3-layer DistilBERT student from teacher layers 0, 2, 4; same data, seed and schedule, "
+            f"{rows[1]['settings']['epochs']:g} epochs; eval sentences. "
+            "`python benchmarks/accuracy.py --ablations-only` re-measures this table alone.",
+            "",
+            *ablation_table(rows),
+            "",
+            f"One standard error on {teacher['eval_n']} sentences is about "
+            f"{(teacher['accuracy'] * (1 - teacher['accuracy']) / teacher['eval_n']) ** 0.5 * 100:.1f} points. "
+            "Train time is wall time and includes other jobs that shared the 2 cores during some of the runs.",
+            ABL_END,
+        ]
+    )
+
+
+def render(saved: dict[str, Any], args: argparse.Namespace, wall_s: float) -> str:
     config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
     if args.overrides:
         config = f"{config} " + " ".join(f"--set {o}" for o in args.overrides)
@@ -186,18 +214,6 @@ def render(saved: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Nam
         table(results),
         "",
     ]
-    if rows:
-        lines += [
-            "What each distillation setting brings (3-layer DistilBERT student from teacher layers 0, 2, 4; same "
-            f"teacher, data, seed and schedule, {rows[1]['settings']['epochs']:g} epochs; eval sentences):",
-            "",
-            *ablation_table(rows),
-            "",
-            f"One standard error on {rows[0]['eval_n']} sentences is about "
-            f"{(rows[0]['accuracy'] * (1 - rows[0]['accuracy']) / rows[0]['eval_n']) ** 0.5 * 100:.1f} points. "
-            "Train time is wall time and includes other jobs that shared the 2 cores during some of the runs.",
-            "",
-        ]
     curve = ", ".join(f"{e['accuracy']:.1%}" for e in t.get("evaluations", []))
     lines += [
         "About the teacher's distance from the published 91–91.5 (MiniLM-L6-H384 on GLUE dev):",
@@ -209,8 +225,7 @@ def render(saved: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Nam
         "pooling), not the MLM-pretrained MiniLM-L6-H384 the published figure is for.",
         "- The split is strict: 12,947 phrases of the held-out sentences are not trained on. Holding out full "
         "sentences but keeping their phrases (or a random row split) reads higher and is not comparable.",
-        "- Not tried for lack of compute on 2 cores (each teacher run is ~37 min): other learning rates and "
-        "batch sizes, more epochs, layer-wise learning-rate decay. With a GPU these are minutes each.",
+        "- Other teacher recipes tried, and what they gave: *Teacher recipe trials* below.",
         "",
         END,
     ]

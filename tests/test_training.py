@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,8 +164,8 @@ def test_projection_is_learned_when_the_student_is_narrower(tiny_bert_dir: Path,
     assert torch.isclose(hard(**feeds, labels=torch.tensor([1, 0]))["loss"], want), "alpha=0 is not plain CE"
 
 
-@pytest.mark.usefixtures("one_torch_thread")
-def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_path: Path) -> None:
+def phrase_data_and_teacher(tiny_bert_dir: Path, tmp_path: Path) -> tuple[Any, Any]:
+    """Sentence-held-out phrase data and a tiny teacher fine-tuned on it."""
     data = load_data(
         DataConfig(
             train=write_tsv(phrase_corpus(40), tmp_path / "d.tsv"),
@@ -174,6 +175,12 @@ def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_p
         )
     )
     teacher = teacher_stage(tiny_cfg(tiny_bert_dir, tmp_path, data_file=tmp_path / "d.tsv"), data).model
+    return data, teacher
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    data, teacher = phrase_data_and_teacher(tiny_bert_dir, tmp_path)
     cfg = DistillConfig(
         num_layers=1, hidden_weight=1.0, attention_weight=1.0, augment=1, max_steps=3, batch_size=8, learning_rate=1e-3
     )
@@ -206,15 +213,7 @@ def test_augmented_soft_labels_score_each_text_once(
     logits are those it labelled them with) and each row keeps its own text's logits."""
     import export.distill as distill_module
 
-    data = load_data(
-        DataConfig(
-            train=write_tsv(phrase_corpus(40), tmp_path / "d.tsv"),
-            holdout=Holdout.SENTENCES,
-            max_train_samples=None,
-            max_eval_samples=None,
-        )
-    )
-    teacher = teacher_stage(tiny_cfg(tiny_bert_dir, tmp_path, data_file=tmp_path / "d.tsv"), data).model
+    data, teacher = phrase_data_and_teacher(tiny_bert_dir, tmp_path)
     scored: list[str] = []
     seen: dict[str, np.ndarray] = {}
     real = distill_module.torch_logits

@@ -7,6 +7,10 @@ replaced by [MASK], 10 % by a random token, 10 % kept, and the model predicts th
 A checkpoint without an MLM head (e.g. all-MiniLM-L6-v2, a sentence-embedding model) gets a
 new head whose decoder is tied to the word embeddings; only its small transform layer starts
 random.
+
+The vocabulary projection is most of an MLM step on a small encoder (30 k outputs for each of
+384 inputs, at every position), yet only the ~15 % selected positions have a label. The loss here
+projects only those rows (``masked_lm_loss``): the same loss, a fraction of the work.
 """
 
 from __future__ import annotations
@@ -37,6 +41,68 @@ class _Texts:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self._rows[i]
+
+
+def _selected_rows(decoder: Any, selected: Any) -> Any:
+    """A module that stands in for a model's output-embedding layer and applies it to the
+    ``selected`` positions only. It holds the real layer, so weight tying and the head's ``bias``
+    stay what they were; ``masked_lm_loss`` swaps it in for one forward pass."""
+    import torch  # noqa: PLC0415
+
+    class SelectedRows(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decoder = decoder
+            self.weight = decoder.weight
+            self.bias = getattr(decoder, "bias", None)
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            return self.decoder(hidden[selected])
+
+    return SelectedRows()
+
+
+def masked_lm_loss(model: Any, inputs: dict[str, Any], module: Any = None) -> Any:
+    """The MLM cross-entropy of ``model`` on a collated batch, projecting only labelled positions.
+
+    Equal to the model's own ``loss`` (mean over the positions whose label is not -100) for every
+    architecture whose MLM head ends in its output-embedding layer (BERT, DistilBERT, RoBERTa,
+    ALBERT, ELECTRA, MobileBERT). ``inputs`` is not modified.
+
+    Args:
+        model: What to call (under DDP, the wrapper, so that gradients are synchronised).
+        inputs: ``input_ids``, ``attention_mask``, ... and ``labels`` (-100 where not masked).
+        module: The masked-LM model itself, whose output embeddings are swapped (default ``model``).
+    """
+    import torch  # noqa: PLC0415
+
+    module = model if module is None else module
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    selected = labels != -100
+    decoder = module.get_output_embeddings()
+    module.set_output_embeddings(_selected_rows(decoder, selected))
+    try:
+        logits = model(**inputs).logits
+    finally:
+        module.set_output_embeddings(decoder)
+    if logits.dim() == 3:  # a head that multiplies by the layer's weight itself (MobileBERT): all positions
+        logits = logits[selected]
+    if logits.shape[0] == 0:  # nothing masked in this batch (tiny batches): a zero that keeps the graph
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits.float(), labels[selected])
+
+
+def _masked_lm_trainer(trainer_cls: type) -> type:
+    """The Trainer class with ``masked_lm_loss`` as its training loss."""
+
+    class MaskedLMTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kw: Any) -> Any:
+            if return_outputs:  # evaluation paths (adapt evaluates nothing): the model's own loss
+                return super().compute_loss(model, inputs, return_outputs=True, **kw)
+            return masked_lm_loss(model, inputs, self.accelerator.unwrap_model(model))
+
+    return MaskedLMTrainer
 
 
 def read_texts(path: Path, cfg: Any) -> list[str]:
@@ -106,7 +172,7 @@ def adapt(
         weight_decay=0.01,
         warmup_ratio=0.06,
     )
-    trainer = Trainer(
+    trainer = _masked_lm_trainer(Trainer)(
         model=model,
         args=args,
         train_dataset=_Texts(texts, tokenizer, max_length),

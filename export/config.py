@@ -159,9 +159,14 @@ class FinetuneConfig:
     """Stop after this many evaluations without a better validation accuracy (0: run every epoch)."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run all epochs). Useful for smoke tests."""
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay (ULMFiT, ELECTRA): the head trains at ``learning_rate``, the
+    top encoder layer at ``learning_rate * decay``, each layer below at one more factor of ``decay``,
+    the embeddings at the smallest rate. 1.0: one rate for every parameter."""
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
+        _check(0 < self.layer_lr_decay <= 1, "finetune.layer_lr_decay", self.layer_lr_decay, "(0, 1]")
         _check(1 <= self.evals_per_epoch <= 100, "finetune.evals_per_epoch", self.evals_per_epoch, "1..100")
         _check(
             self.early_stopping_patience >= 0, "finetune.early_stopping_patience", self.early_stopping_patience, ">= 0"

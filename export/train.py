@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -144,7 +145,8 @@ def finetune(
         lr_scheduler_type="linear",
         evals_per_epoch=cfg.evals_per_epoch,
     )
-    trainer = Trainer(
+    trainer_cls = Trainer if cfg.layer_lr_decay == 1.0 else layerwise_lr_trainer(cfg.layer_lr_decay)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=TokenizedSplit(data.train, tokenizer, names, max_length),
@@ -154,6 +156,70 @@ def finetune(
         callbacks=early_stopping(cfg.early_stopping_patience, cfg.max_steps),
     )
     return train_and_save(trainer, "teacher", tokenizer, workdir, data.label_names)
+
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def parameter_depth(name: str, num_layers: int) -> int:
+    """Depth of a parameter for layer-wise learning rates: 0 the embeddings, ``i + 1`` encoder
+    layer ``i``, ``num_layers + 1`` the rest (pooler, classification head).
+
+    Encoder layers are found by name (``encoder.layer.N.`` in BERT, RoBERTa, ELECTRA, MobileBERT;
+    ``transformer.layer.N.`` in DistilBERT). ALBERT runs one shared layer at every depth: it gets
+    the top layer's depth.
+    """
+    if m := _LAYER.search(name):
+        return int(m.group(1)) + 1
+    if "albert_layer_groups" in name:
+        return num_layers
+    if "embedding" in name:  # embeddings.*, ELECTRA's embeddings_project, ALBERT's embedding_hidden_mapping_in
+        return 0
+    return num_layers + 1
+
+
+def layerwise_param_groups(
+    model: Any, learning_rate: float, decay: float, weight_decay: float, decay_names: set[str]
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups with learning rate ``learning_rate * decay ** (L + 1 - depth)``
+    (see :func:`parameter_depth`); weight decay only on ``decay_names`` (not biases, LayerNorm)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    layers = [int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))]
+    num_layers = max(layers) + 1 if layers else int(getattr(model.config, "num_hidden_layers", 0))
+    groups: dict[tuple[int, bool], list[Any]] = {}
+    for n, p in named:
+        groups.setdefault((parameter_depth(n, num_layers), n in decay_names), []).append(p)
+    return [
+        {
+            "params": params,
+            "lr": learning_rate * decay ** (num_layers + 1 - depth),
+            "weight_decay": weight_decay if decayed else 0.0,
+        }
+        for (depth, decayed), params in sorted(groups.items())
+    ]
+
+
+def layerwise_lr_trainer(decay: float) -> type:
+    """A Trainer class whose optimizer (the one its arguments name, AdamW by default) gives each
+    layer its own learning rate (:func:`layerwise_param_groups`). The scheduler (warm-up, decay)
+    scales every group alike, and checkpoints resume as usual."""
+    from transformers import Trainer  # noqa: PLC0415
+
+    class LayerwiseLrTrainer(Trainer):
+        def create_optimizer(self) -> Any:
+            if self.optimizer is None:
+                groups = layerwise_param_groups(
+                    self.model,
+                    self.args.learning_rate,
+                    decay,
+                    self.args.weight_decay,
+                    set(self.get_decay_parameter_names(self.model)),
+                )
+                optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+                self.optimizer = optimizer_cls(groups, **kwargs)
+            return self.optimizer
+
+    return LayerwiseLrTrainer
 
 
 def early_stopping(patience: int, max_steps: int) -> list[Any]:

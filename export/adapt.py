@@ -171,6 +171,7 @@ def adapt(
         evaluate=False,
         weight_decay=0.01,
         warmup_ratio=0.06,
+        group_by_length=True,  # batches of similar length: little padding (short texts pad to the batch's longest)
     )
     trainer = _masked_lm_trainer(Trainer)(
         model=model,

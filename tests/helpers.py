@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,8 @@ from transformers import (
     RobertaConfig,
     RobertaForSequenceClassification,
 )
+
+from export.config import load_config
 
 SEQ_LEN = 16
 NUM_LABELS = 3
@@ -166,3 +170,50 @@ def fixed_batch(extra_rows: int = 0) -> dict[str, np.ndarray]:
     token_type_ids[:, SEQ_LEN // 2 :] = 1
     token_type_ids[attention_mask == 0] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+# SST-2-like phrase data and a tiny pipeline config for the training tests.
+POS, NEG = ("good", "great", "lovely", "fine"), ("bad", "awful", "dull", "poor")
+FILL = ("movie", "plot", "the", "a", "film", "acting", "was", "is", "story", "cast")
+
+
+def phrase_corpus(n_sentences: int, seed: int = 0) -> list[tuple[str, int]]:
+    """SST-2-like rows: each sentence followed by some of its contiguous sub-phrases, same label."""
+    r = random.Random(seed)
+    rows = []
+    for i in range(n_sentences):
+        label = i % 2
+        words = [r.choice(FILL) for _ in range(r.randint(4, 9))] + [f"w{i}"]  # w{i}: unique to sentence i
+        words.insert(r.randint(0, len(words)), r.choice(POS if label else NEG))
+        rows.append((" ".join(words), label))
+        for _ in range(4):
+            a = r.randint(0, len(words) - 2)
+            b = r.randint(a + 1, len(words) - 1)
+            rows.append((" ".join(words[a:b]), label))
+    return rows
+
+
+def write_tsv(rows: list[tuple[str, int]], path: Path) -> Path:
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def tiny_cfg(model_dir: Path, tmp_path: Path, *extra: str, data_file: Path | None = None):
+    data_file = data_file or write_tsv(phrase_corpus(60), tmp_path / "train.tsv")
+    return load_config(
+        None,
+        [
+            f"model.name_or_path={model_dir}",
+            f"data.train={data_file}",
+            f"out={tmp_path / 'out'}",
+            "data.holdout=sentences",
+            "data.max_train_samples=none",
+            "data.max_length=16",
+            "finetune.epochs=2",
+            "finetune.batch_size=8",
+            "finetune.learning_rate=1e-3",
+            "distill.epochs=1",
+            "distill.batch_size=8",
+            *extra,
+        ],
+    )

@@ -15,15 +15,14 @@ from export.data import load_data
 from export.errors import ConfigError
 from export.stages import teacher_stage
 from export.train import layerwise_lr_trainer, layerwise_param_groups, parameter_depth
-from tests.helpers import TINY_MODELS, tiny_model
-from tests.test_training import tiny_cfg
+from tests.helpers import TINY_MODELS, tiny_cfg, tiny_model
 
 LR, DECAY = 1e-3, 0.5
 
 
-def _rates(model: torch.nn.Module) -> dict[str, tuple[float, float]]:
+def _rates(model: torch.nn.Module, out: Path) -> dict[str, tuple[float, float]]:
     """Parameter name -> (learning rate, weight decay) of the Trainer-built layer-wise optimizer."""
-    args = TrainingArguments(output_dir="/tmp/unused", learning_rate=LR, weight_decay=0.01, report_to=[], use_cpu=True)
+    args = TrainingArguments(output_dir=str(out), learning_rate=LR, weight_decay=0.01, report_to=[], use_cpu=True)
     trainer = layerwise_lr_trainer(DECAY)(model=model, args=args)
     optimizer = trainer.create_optimizer()
     by_id = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
@@ -34,9 +33,9 @@ def _rates(model: torch.nn.Module) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.parametrize("arch", sorted(TINY_MODELS))
-def test_each_layer_gets_its_own_rate_and_the_head_the_full_one(arch: str) -> None:
+def test_each_layer_gets_its_own_rate_and_the_head_the_full_one(arch: str, tmp_path: Path) -> None:
     model = tiny_model(arch)
-    rates = _rates(model)
+    rates = _rates(model, tmp_path)
     layers = 2  # every tiny model has 2 layers
     head = [n for n in rates if n.startswith(("classifier", "pre_classifier"))]
     embeddings = [n for n in rates if "word_embeddings" in n]
@@ -90,20 +89,18 @@ def test_fine_tune_with_layer_decay_moves_the_embeddings_by_at_most_their_rate(
     tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     decay, steps = 0.05, 4
-    cfg = tiny_cfg(
-        tiny_bert_dir, tmp_path, f"finetune.layer_lr_decay={decay}", f"finetune.max_steps={steps}", "finetune.warmup_ratio=0"
-    )
+    overrides = (f"finetune.layer_lr_decay={decay}", f"finetune.max_steps={steps}", "finetune.warmup_ratio=0")
+    cfg = tiny_cfg(tiny_bert_dir, tmp_path, *overrides)
     teacher = teacher_stage(cfg, load_data(cfg.data)).model.model
     start = AutoModel.from_pretrained(tiny_bert_dir)
     moved_embeddings = (teacher.bert.embeddings.word_embeddings.weight - start.embeddings.word_embeddings.weight).abs()
-    moved_top = (
-        teacher.bert.encoder.layer[1].output.dense.weight - start.encoder.layer[1].output.dense.weight
-    ).abs()
+    moved_top = (teacher.bert.encoder.layer[1].output.dense.weight - start.encoder.layer[1].output.dense.weight).abs()
     lr = cfg.finetune.learning_rate
     # An Adam step moves a weight by at most about 3.2 x its rate (beta1 0.9, beta2 0.999), plus weight decay.
     bound = steps * 3.2 * lr * decay**3
     assert moved_embeddings.max() <= bound, (
-        f"embeddings moved {moved_embeddings.max():.2e}, more than {steps} steps at lr {lr * decay**3:.1e} allow ({bound:.1e})"
+        f"embeddings moved {moved_embeddings.max():.2e}, more than {steps} steps "
+        f"at lr {lr * decay**3:.1e} allow ({bound:.1e})"
     )
     assert moved_top.max() > 10 * bound, (
         f"top layer moved only {moved_top.max():.2e} at lr {lr * decay:.1e}; embeddings bound {bound:.1e}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -25,31 +24,9 @@ from export.holdout import carve_sentences, sentence_rows
 from export.models import load_pretrained
 from export.stages import fingerprint, student_stage, teacher_stage
 from export.transfer import DistillationModel, attention_loss, hidden_loss, layer_map
+from tests.helpers import phrase_corpus, tiny_cfg, write_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
-POS, NEG = ("good", "great", "lovely", "fine"), ("bad", "awful", "dull", "poor")
-FILL = ("movie", "plot", "the", "a", "film", "acting", "was", "is", "story", "cast")
-
-
-def phrase_corpus(n_sentences: int, seed: int = 0) -> list[tuple[str, int]]:
-    """SST-2-like rows: each sentence followed by some of its contiguous sub-phrases, same label."""
-    r = random.Random(seed)
-    rows = []
-    for i in range(n_sentences):
-        label = i % 2
-        words = [r.choice(FILL) for _ in range(r.randint(4, 9))] + [f"w{i}"]  # w{i}: unique to sentence i
-        words.insert(r.randint(0, len(words)), r.choice(POS if label else NEG))
-        rows.append((" ".join(words), label))
-        for _ in range(4):
-            a = r.randint(0, len(words) - 2)
-            b = r.randint(a + 1, len(words) - 1)
-            rows.append((" ".join(words[a:b]), label))
-    return rows
-
-
-def write_tsv(rows: list[tuple[str, int]], path: Path) -> Path:
-    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
-    return path
 
 
 def spans(text: str) -> set[str]:
@@ -246,27 +223,6 @@ def test_augmented_soft_labels_score_each_text_once(
 
 
 # -- the stage cache: reuse, resume, --no-resume ---------------------------------------------
-
-
-def tiny_cfg(model_dir: Path, tmp_path: Path, *extra: str, data_file: Path | None = None):
-    data_file = data_file or write_tsv(phrase_corpus(60), tmp_path / "train.tsv")
-    return load_config(
-        None,
-        [
-            f"model.name_or_path={model_dir}",
-            f"data.train={data_file}",
-            f"out={tmp_path / 'out'}",
-            "data.holdout=sentences",
-            "data.max_train_samples=none",
-            "data.max_length=16",
-            "finetune.epochs=2",
-            "finetune.batch_size=8",
-            "finetune.learning_rate=1e-3",
-            "distill.epochs=1",
-            "distill.batch_size=8",
-            *extra,
-        ],
-    )
 
 
 class Interrupted(Exception):

@@ -117,9 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    from export.report import table  # noqa: PLC0415
+    from export.report import selection_section, table  # noqa: PLC0415
 
     print(table(report.results))
+    for line in selection_section(report.selection, report.data)[2:]:
+        print(line)
     for r in report.left_out:
         print(f"Left out: {r.name} — skipped: {r.skipped}")
     left = f", {len(report.left_out)} left out by the accuracy gate" if report.left_out else ""

@@ -37,6 +37,18 @@ class Holdout(StrEnum):
     inside a held-out sentence is dropped, so no held-out text is seen in training, not even in pieces."""
 
 
+class Refit(StrEnum):
+    """What the shipped models train on once validation has chosen the schedule."""
+
+    ALL = "all"
+    """Every labelled row of the training file: train, validation, a carved eval split and the phrases
+    the sentence holdout dropped. A carved eval split is then trained on, and the report says so."""
+    EXCEPT_EVAL = "except-eval"
+    """Every row but a carved eval split and the phrases cut from it: eval stays unseen."""
+    OFF = "off"
+    """Ship the selection run's models (trained on the train split alone)."""
+
+
 class StudentKind(StrEnum):
     """What the distillation stage builds."""
 
@@ -163,6 +175,10 @@ class FinetuneConfig:
     """Layer-wise learning-rate decay (ULMFiT, ELECTRA): the head trains at ``learning_rate``, the
     top encoder layer at ``learning_rate * decay``, each layer below at one more factor of ``decay``,
     the embeddings at the smallest rate. 1.0: one rate for every parameter."""
+    refit: Refit = Refit.ALL
+    """After the selection run (train split, best check on validation), retrain the teacher and
+    distill the student again on more rows, each up to the epoch its selection run chose, and ship
+    those. The selection run's accuracy on eval stays in the report as the unseen-data figure."""
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")

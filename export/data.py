@@ -19,7 +19,7 @@ import numpy as np
 
 from export.config import BUNDLED_TWEETS, DataConfig, Holdout
 from export.errors import DataError
-from export.holdout import carve_sentences
+from export.holdout import carve_sentences, inside
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "tweet", "document")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")
@@ -39,6 +39,12 @@ class Split:
     def head(self, n: int) -> Split:
         return Split(self.texts[:n], self.labels[:n])
 
+    def __add__(self, other: Split) -> Split:
+        return Split(self.texts + other.texts, np.concatenate([self.labels, other.labels]).astype(np.int64))
+
+
+EMPTY = Split((), np.zeros(0, dtype=np.int64))
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -50,6 +56,25 @@ class Dataset:
     label_names: tuple[str, ...]
     source: str
     notes: tuple[str, ...] = ()
+    eval_carved: bool = True
+    """The eval rows were carved from the training file (False: a separate eval file or split)."""
+    extra_rows: Split = EMPTY
+    """Rows of the training file in no split: the phrases the sentence holdout dropped because
+    they occur only inside held-out sentences. A refit on every row trains on them again."""
+    extra_rows_outside_eval: Split = EMPTY
+    """Those of :attr:`extra_rows` that are not part of an eval sentence."""
+
+    def refit_rows(self, *, include_eval: bool) -> Split:
+        """The rows a refit trains on: train + validation + the dropped phrases, and the carved
+        eval rows with their phrases when ``include_eval`` (else eval stays unseen). With a
+        separate eval file ``include_eval`` changes nothing: its rows are never trained on."""
+        if include_eval and self.eval_carved:
+            return self.train + self.validation + self.eval + self.extra_rows
+        return self.train + self.validation + self.extra_rows_outside_eval
+
+    def for_refit(self, *, include_eval: bool) -> Dataset:
+        """This dataset with :meth:`refit_rows` as the training split and no validation split."""
+        return replace(self, train=self.refit_rows(include_eval=include_eval), validation=EMPTY)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -58,6 +83,8 @@ class Dataset:
             "train": len(self.train),
             "validation": len(self.validation),
             "eval": len(self.eval),
+            "eval_carved": self.eval_carved,
+            "refit_rows": len(self.refit_rows(include_eval=True)),
             "notes": list(self.notes),
         }
 
@@ -107,6 +134,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     label_names = _label_names(train_rows.labels, cfg.train)
     rng = np.random.default_rng(cfg.seed)
     all_train = _to_split(train_rows, label_names, cfg.train)
+    extra, extra_outside_eval = EMPTY, EMPTY
     if cfg.holdout is Holdout.SENTENCES:
         fractions = (cfg.validation_fraction,) if cfg.eval is not None else (cfg.validation_fraction, cfg.eval_fraction)
         train_idx, held, dropped = carve_sentences(all_train.texts, fractions, rng)
@@ -116,10 +144,13 @@ def load_data(cfg: DataConfig) -> Dataset:
             if cfg.eval is None
             else _to_split(read_rows(cfg.eval, cfg), label_names, cfg.eval)
         )
+        extra = _pick_rows(all_train, dropped)
+        outside = dropped[~inside(all_train.texts, dropped, held[1])] if cfg.eval is None else dropped
+        extra_outside_eval = _pick_rows(all_train, outside)
         notes.append(
             f"held-out rows are whole sentences ({len(val_split)} validation"
             + (f", {len(eval_split)} eval" if cfg.eval is None else "")
-            + f"); {dropped} training rows that only occur inside them were dropped"
+            + f"); {len(dropped)} training rows that only occur inside them were dropped"
         )
     elif cfg.eval is not None:
         eval_rows = read_rows(cfg.eval, cfg)
@@ -133,6 +164,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     if cfg.max_train_samples is not None and len(train_split) > cfg.max_train_samples:
         notes.append(f"train subsampled to {cfg.max_train_samples} of {len(train_split)} rows (seeded)")
         train_split = train_split.head(cfg.max_train_samples)
+        extra, extra_outside_eval = EMPTY, EMPTY  # a refit keeps to the subsample too
         val_cap = max(cfg.max_train_samples // 4, 10)
         if len(val_split) > val_cap:
             val_split = val_split.head(val_cap)
@@ -145,7 +177,32 @@ def load_data(cfg: DataConfig) -> Dataset:
             f"{cfg.train}: the training split has a single class ({label_names[present.pop()]!r}); "
             "a classifier needs at least two labels"
         )
-    return Dataset(train_split, val_split, eval_split, label_names, str(cfg.train), tuple(notes))
+    if cfg.eval is not None:
+        notes.extend(_overlap_note(eval_split, all_train, cfg.eval, cfg.train))
+    return Dataset(
+        train_split,
+        val_split,
+        eval_split,
+        label_names,
+        str(cfg.train),
+        tuple(notes),
+        eval_carved=cfg.eval is None,
+        extra_rows=extra,
+        extra_rows_outside_eval=extra_outside_eval,
+    )
+
+
+def _overlap_note(eval_split: Split, train: Split, eval_path: Path, train_path: Path) -> list[str]:
+    """A note when texts of a separate eval file also occur in the training file: accuracy on
+    them is not unseen-data accuracy."""
+    seen = {" ".join(t.split()) for t in train.texts}
+    overlap = sum(" ".join(t.split()) in seen for t in eval_split.texts)
+    if not overlap:
+        return []
+    return [
+        f"{overlap} of {len(eval_split)} texts of {eval_path} also occur in {train_path} "
+        "(whitespace-normalised exact match): accuracy on them is not unseen-data accuracy"
+    ]
 
 
 def read_rows(path: Path, cfg: DataConfig) -> _Rows:
@@ -301,4 +358,4 @@ def _from_hub(cfg: DataConfig) -> Dataset:
         train = train.head(cfg.max_train_samples)
     if cfg.max_eval_samples is not None:
         eval_split = eval_split.head(cfg.max_eval_samples)
-    return Dataset(train, val, eval_split, label_names, f"hf:{cfg.dataset}")
+    return Dataset(train, val, eval_split, label_names, f"hf:{cfg.dataset}", eval_carved=held_name is None)

@@ -21,7 +21,7 @@ from export.config import DistillConfig, StudentKind
 from export.data import Dataset, Split
 from export.errors import ConfigError
 from export.models import Classifier, load_pretrained, torch_logits
-from export.train import TokenizedSplit, accuracy_metric, early_stopping, train_and_save, training_arguments
+from export.train import TokenizedSplit, accuracy_metric, schedule_callbacks, train_and_save, training_arguments
 from export.transfer import DistillationModel
 
 # ".layer.N." in a state-dict key: encoder layer N (bert, roberta, electra, mobilebert:
@@ -131,18 +131,28 @@ def _distilbert_from_bert(teacher: Any, layers: list[int]) -> Any:
 
 
 def distill(
-    teacher: Classifier, data: Dataset, cfg: DistillConfig, workdir: Path, *, max_length: int, seed: int
+    teacher: Classifier,
+    data: Dataset,
+    cfg: DistillConfig,
+    workdir: Path,
+    *,
+    max_length: int,
+    seed: int,
+    stop_at_epoch: float | None = None,
 ) -> Classifier:
     """Trains a student on the teacher's soft labels plus the hard labels, and optionally on its
     hidden states, attention maps and teacher-labelled augmented text (see :mod:`export.transfer`).
 
     Args:
         teacher: The fine-tuned teacher.
-        data: Train and validation splits (the best evaluation on validation is kept).
+        data: Train and validation splits (the best evaluation on validation is kept). An empty
+            validation split: nothing is validated and the last step is kept (a refit).
         cfg: Student, losses, augmentation and Trainer settings.
         workdir: Checkpoints go to ``workdir/checkpoints/student``, the model to ``workdir/student``.
         max_length: Tokenizer truncation length.
         seed: Seed of data order, dropout and augmentation.
+        stop_at_epoch: Stop once this many epochs are done, on the schedule of ``cfg.epochs``
+            (a refit replays the selection run up to the check validation chose).
 
     Returns:
         The distilled student.
@@ -162,13 +172,15 @@ def distill(
             f"{cfg.student_model!r} tokenizes differently: set both to 0 (soft labels work across vocabularies)"
         )
     train, augmented_logits = _with_augmentation(teacher, data.train, cfg.augment, max_length, seed)
+    evaluate = len(data.validation) > 0
     extra: dict[str, dict] = {"train": {}, "validation": {}}
     if not online and cfg.alpha > 0:  # the teacher's logits once, up front; with transfer it runs on every batch
         log.info("teacher logits for %d training and %d validation texts", len(data.train), len(data.validation))
         logits = torch_logits(teacher, data.train.texts, max_length, progress="teacher logits")
         # the augmented texts' logits were computed when the teacher labelled them
         extra["train"]["teacher_logits"] = np.concatenate([logits, augmented_logits])
-        extra["validation"]["teacher_logits"] = torch_logits(teacher, data.validation.texts, max_length)
+        if evaluate:
+            extra["validation"]["teacher_logits"] = torch_logits(teacher, data.validation.texts, max_length)
     names = model_input_names(student)
     eager = cfg.attention_weight > 0  # attention maps need the eager (non-SDPA) kernels
     previous = teacher.model.config._attn_implementation
@@ -191,6 +203,7 @@ def distill(
         max_steps=cfg.max_steps,
         seed=seed,
         evals_per_epoch=cfg.evals_per_epoch,
+        evaluate=evaluate,
         weight_decay=cfg.weight_decay,
         warmup_ratio=cfg.warmup_ratio,
         group_by_length=True,
@@ -203,10 +216,10 @@ def distill(
         model=wrapped,
         args=args,
         train_dataset=TokenizedSplit(train, tok, names, max_length, extra["train"]),
-        eval_dataset=TokenizedSplit(data.validation, tok, names, max_length, extra["validation"]),
+        eval_dataset=TokenizedSplit(data.validation, tok, names, max_length, extra["validation"]) if evaluate else None,
         data_collator=DataCollatorWithPadding(tok),
-        compute_metrics=accuracy_metric,
-        callbacks=early_stopping(cfg.early_stopping_patience, cfg.max_steps),
+        compute_metrics=accuracy_metric if evaluate else None,
+        callbacks=schedule_callbacks(cfg.early_stopping_patience if evaluate else 0, cfg.max_steps, stop_at_epoch),
     )
     try:
         return train_and_save(trainer, "student", tok, workdir, data.label_names, unwrap=lambda m: m.student)

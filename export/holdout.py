@@ -43,7 +43,7 @@ def sentence_rows(texts: tuple[str, ...]) -> list[int]:
 
 def carve_sentences(
     texts: tuple[str, ...], fractions: tuple[float, ...], rng: np.random.Generator
-) -> tuple[np.ndarray, list[np.ndarray], int]:
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Splits row indices into training rows and held-out sentence sets.
 
     Args:
@@ -53,8 +53,8 @@ def carve_sentences(
 
     Returns:
         ``(train, held, dropped)``: training row indices and one index array per fraction (each
-        in seeded random order), and how many rows were dropped because they only occur inside a
-        held-out sentence.
+        in seeded random order), and the indices of the rows dropped because they only occur
+        inside a held-out sentence (a refit may train on them again: :func:`inside`).
     """
     sentences = np.asarray(sentence_rows(texts))
     order = rng.permutation(len(sentences))
@@ -70,12 +70,21 @@ def carve_sentences(
     kept_spans: set[str] = set()
     for i in sentences:
         (held_spans if int(i) in held_set else kept_spans).update(_spans(keys[i]))
-    train, dropped = [], 0
+    train, dropped = [], []
     for i, k in enumerate(keys):
         if i in held_set:
             continue
         if k in held_spans and k not in kept_spans:
-            dropped += 1
+            dropped.append(i)
             continue
         train.append(i)
-    return rng.permutation(np.asarray(train, dtype=np.int64)), held, dropped
+    return rng.permutation(np.asarray(train, dtype=np.int64)), held, np.asarray(dropped, dtype=np.int64)
+
+
+def inside(texts: tuple[str, ...], rows: np.ndarray, sentences: np.ndarray) -> np.ndarray:
+    """A boolean mask over ``rows``: True where the row is a word span of one of ``sentences``
+    (all indices into ``texts``), e.g. a phrase cut from an eval sentence."""
+    spans: set[str] = set()
+    for i in sentences:
+        spans.update(_spans(_key(texts[int(i)])))
+    return np.asarray([_key(texts[int(i)]) in spans for i in rows], dtype=bool)

@@ -52,6 +52,9 @@ class Report:
     logit_sample: Mapping[str, Any] | None = None
     training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Per trained model: parameters, best validation accuracy, train time, whether it was reused."""
+    selection: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """What the selection run measured on unseen rows and what the shipped models trained on
+    (:func:`export.pipeline.selection_run`)."""
 
     @property
     def failures(self) -> list[str]:
@@ -100,6 +103,8 @@ class Report:
             out["logit_sample"] = dict(self.logit_sample)
         if self.training:
             out["training"] = dict(self.training)
+        if self.selection:
+            out["selection"] = dict(self.selection)
         return out
 
 
@@ -213,9 +218,11 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         result += f" — {len(report.left_out)} artifact(s) left out by the accuracy gate (see Left out)"
     lines = [f"# {report.kind.capitalize()} report", "", f"**Result: {result}**", ""]
     if report.kind == "export":
+        trained_on = bool(report.selection.get("eval_trained_on"))
         lines.append(
             f"Data: {d.get('source')} — labels {d.get('labels')}; train {d.get('train')}, "
-            f"validation {d.get('validation')}, eval {d.get('eval')} (eval never trained on)."
+            f"validation {d.get('validation')}, eval {d.get('eval')} "
+            + ("(the shipped models were refit on eval too: see below)." if trained_on else "(eval never trained on).")
         )
     else:
         lines.append(f"Data: {d.get('source')} — {d.get('rows')} rows, labels {d.get('labels')}.")
@@ -228,6 +235,7 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         "",
         table(report.results, report.choice.name if report.choice else None, _reference_name(report)),
     ]
+    lines += selection_section(report.selection, report.data)
     lines += quantization_notes(report.results)
     if report.left_out:
         lines += [
@@ -252,6 +260,42 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
     lines += training_section(report.training)
     lines += ["## Stage times", ""] + [f"- {k}: {v:.1f} s" for k, v in report.timings_s.items()] + [""]
     return "\n".join(lines)
+
+
+def selection_section(selection: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
+    """"Which model each number measures": the selection run's unseen-data accuracy, what the
+    shipped (refit) models trained on, and whether the table's accuracy column is on seen rows."""
+    if not selection:
+        return []
+    models = selection.get("models", {})
+    unseen = ", ".join(
+        f"{name} **{m['eval_accuracy']:.2%}**"
+        + (f" (best validation {m['best_validation_accuracy']:.2%} at epoch {m['chosen_epoch']:g})" if m.get("chosen_epoch") else "")
+        for name, m in models.items()
+    )
+    rows = selection.get("eval_rows")
+    first = (
+        f"Selection run (trained on the {next(iter(models.values()), {}).get('train_rows')} train rows, "
+        f"the schedule chosen on validation): held-out accuracy on the {rows} eval rows, never trained on: {unseen}."
+    )
+    refit = selection.get("refit")
+    if refit == "off":
+        shipped = "Shipped models: the selection run's (`finetune.refit = off`); the table's accuracy is unseen-data accuracy."
+    elif selection.get("eval_trained_on"):
+        shipped = (
+            f"Shipped models: refit on all {selection['shipped_train_rows']} rows (`finetune.refit = all`), "
+            "eval included, each up to the epoch its selection run chose. **The accuracy column above is on rows "
+            "the refit models trained on: it is not unseen-data accuracy** (use the selection run's figures, or "
+            "`finetune.refit = except-eval`, or a separate `--eval` file). Parity and the int8 gates compare each "
+            "artifact with its own fp32 source and hold as stated."
+        )
+    else:
+        where = "the eval file, never trained on" if not data.get("eval_carved", True) else "eval, kept out of the refit"
+        shipped = (
+            f"Shipped models: refit on {selection['shipped_train_rows']} rows (`finetune.refit = {refit}`), each up to "
+            f"the epoch its selection run chose; the accuracy column above is on {where}: unseen-data accuracy."
+        )
+    return ["## Which model each number measures", "", f"- {first}", f"- {shipped}", ""]
 
 
 def training_section(training: Mapping[str, Any]) -> list[str]:

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from export.adapt import adapt, read_texts
-from export.config import ModelConfig, PipelineConfig
+from export.config import ModelConfig, PipelineConfig, Refit
 from export.data import Dataset, load_data
 from export.distill import distill
+from export.errors import ConfigError
 from export.models import Classifier, load_classifier
 from export.train import finetune
 
@@ -48,7 +49,10 @@ def train_worker(cfg: PipelineConfig) -> None:
     the main process (the Trainer shares gradients over them); the main process alone saves models
     and does everything after training."""
     data = load_data(cfg.data)
-    student_stage(cfg, data, teacher_stage(cfg, data))
+    teacher = teacher_stage(cfg, data)
+    student = student_stage(cfg, data, teacher)
+    if cfg.finetune.refit is not Refit.OFF:
+        refit_student_stage(cfg, data, refit_teacher_stage(cfg, data, teacher), student)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +64,15 @@ class StageResult:
     train_seconds: float
     """Wall time of the training that produced it (also when it was reused)."""
     reused: bool
+
+    @property
+    def chosen_epoch(self) -> float | None:
+        """The epoch of the validation check this run kept (the first best one), or None when
+        nothing was validated (the whole schedule was run)."""
+        s = self.summary()
+        best = s.get("best_validation_accuracy")
+        checks = [e for e in s.get("evaluations", []) if best is not None and e["accuracy"] == best]
+        return float(checks[0]["epoch"]) if checks else None
 
     def summary(self) -> dict[str, Any]:
         """For report.json: training.json's figures plus where the stage lives and whether it was reused."""
@@ -103,16 +116,28 @@ def adapt_stage(cfg: PipelineConfig, data: Dataset) -> tuple[Path, str]:
     return path, key
 
 
+def _starting_point(cfg: PipelineConfig, data: Dataset) -> tuple[ModelConfig, tuple[str, ...]]:
+    """The model fine-tuning starts from (the domain-adapted one when ``adapt.enabled``) and the
+    fingerprint parts it adds."""
+    if not cfg.adapt.enabled:
+        return cfg.model, ()
+    adapted, adapt_key = adapt_stage(cfg, data)
+    return ModelConfig(str(adapted)), (adapt_key,)
+
+
+def _selection_settings(cfg: PipelineConfig) -> dict[str, Any]:
+    """The fine-tuning settings a selection run depends on (``refit`` acts after it)."""
+    return {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if k != "refit"}
+
+
 def teacher_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
-    """Fine-tunes the teacher (after domain adaptation when ``adapt.enabled``), or reuses /
-    resumes it from ``cfg.checkpoint_dir``."""
+    """Fine-tunes the teacher on the train split, keeping the best check on validation (the
+    selection run), after domain adaptation when ``adapt.enabled``; or reuses / resumes it from
+    ``cfg.checkpoint_dir``."""
     n = cfg.data.max_length
-    model_cfg, upstream = cfg.model, ()
-    if cfg.adapt.enabled:
-        adapted, adapt_key = adapt_stage(cfg, data)
-        model_cfg, upstream = ModelConfig(str(adapted)), (adapt_key,)
-    key = fingerprint("teacher", cfg.model, cfg.finetune, cfg.seed, data_fingerprint(data, n), *upstream)
-    return _cached(
+    model_cfg, upstream = _starting_point(cfg, data)
+    key = fingerprint("teacher", cfg.model, _selection_settings(cfg), cfg.seed, data_fingerprint(data, n), *upstream)
+    return cached_stage(
         cfg,
         "teacher",
         key,
@@ -122,10 +147,11 @@ def teacher_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
 
 
 def student_stage(cfg: PipelineConfig, data: Dataset, teacher: StageResult) -> StageResult:
-    """Distills the student from ``teacher``, or reuses / resumes it from ``cfg.checkpoint_dir``."""
+    """Distills the student from ``teacher`` on the train split, keeping the best check on
+    validation, or reuses / resumes it from ``cfg.checkpoint_dir``."""
     n = cfg.data.max_length
     key = fingerprint("student", teacher.fingerprint, cfg.distill, cfg.seed, data_fingerprint(data, n))
-    return _cached(
+    return cached_stage(
         cfg,
         "student",
         key,
@@ -134,14 +160,65 @@ def student_stage(cfg: PipelineConfig, data: Dataset, teacher: StageResult) -> S
     )
 
 
-def _cached(
+def refit_teacher_stage(cfg: PipelineConfig, data: Dataset, selection: StageResult) -> StageResult:
+    """Fine-tunes the teacher again on :meth:`Dataset.refit_rows` (``finetune.refit``), with the
+    selection run's settings and schedule, stopping at the epoch whose check the selection run
+    kept: the schedule validation chose, on more rows. Nothing is validated.
+
+    Raises:
+        ConfigError: ``finetune.refit = off`` (there is nothing to refit).
+    """
+    n = cfg.data.max_length
+    rows = _refit_data(cfg, data)
+    model_cfg, upstream = _starting_point(cfg, data)
+    epoch = selection.chosen_epoch
+    key = fingerprint("teacher-refit", selection.fingerprint, epoch, data_fingerprint(rows, n), *upstream)
+    return cached_stage(
+        cfg,
+        "teacher",
+        key,
+        lambda d: finetune(model_cfg, rows, cfg.finetune, d, max_length=n, seed=cfg.seed, stop_at_epoch=epoch),
+        data.label_names,
+        folder="teacher-refit",
+    )
+
+
+def refit_student_stage(
+    cfg: PipelineConfig, data: Dataset, teacher: StageResult, selection: StageResult
+) -> StageResult:
+    """Distills the student again from the refit ``teacher`` on :meth:`Dataset.refit_rows`, up to
+    the epoch whose check the selection student (``selection``) kept. Nothing is validated."""
+    n = cfg.data.max_length
+    rows = _refit_data(cfg, data)
+    epoch = selection.chosen_epoch
+    key = fingerprint("student-refit", teacher.fingerprint, cfg.distill, cfg.seed, epoch, data_fingerprint(rows, n))
+    return cached_stage(
+        cfg,
+        "student",
+        key,
+        lambda d: distill(teacher.model, rows, cfg.distill, d, max_length=n, seed=cfg.seed, stop_at_epoch=epoch),
+        data.label_names,
+        folder="student-refit",
+    )
+
+
+def _refit_data(cfg: PipelineConfig, data: Dataset) -> Dataset:
+    if cfg.finetune.refit is Refit.OFF:
+        raise ConfigError("finetune.refit = off: the selection run's models are shipped; there is nothing to refit")
+    return data.for_refit(include_eval=cfg.finetune.refit is Refit.ALL)
+
+
+def cached_stage(
     cfg: PipelineConfig,
     name: str,
     key: str,
     train: Callable[[Path], Classifier],
     label_names: tuple[str, ...],
+    folder: str | None = None,
 ) -> StageResult:
-    stage, done = _open_stage(cfg, name, key)
+    """Trains ``train(stage_dir)`` in ``<checkpoints>/<folder or name>-<key>/`` and marks it done;
+    or loads the finished model (``name`` inside that folder) when the stage is done already."""
+    stage, done = _open_stage(cfg, folder or name, key)
     if done is not None:
         model = load_classifier(name, stage / name, label_names)
         return StageResult(model, key, float(done["train_seconds"]), reused=True)

@@ -110,17 +110,28 @@ def training_arguments(
 
 
 def finetune(
-    model_cfg: ModelConfig, data: Dataset, cfg: FinetuneConfig, workdir: Path, *, max_length: int, seed: int
+    model_cfg: ModelConfig,
+    data: Dataset,
+    cfg: FinetuneConfig,
+    workdir: Path,
+    *,
+    max_length: int,
+    seed: int,
+    stop_at_epoch: float | None = None,
 ) -> Classifier:
     """Fine-tunes a pretrained encoder with a fresh classification head.
 
     Args:
         model_cfg: Which pretrained model to start from.
-        data: Train and validation splits (the best epoch on validation is kept).
+        data: Train and validation splits (the best check on validation is kept). An empty
+            validation split: nothing is validated and the last step is kept (a refit, or the plain
+            baseline recipe).
         cfg: Trainer hyper-parameters.
         workdir: Checkpoints go to ``workdir/checkpoints/teacher``, the model to ``workdir/teacher``.
         max_length: Tokenizer truncation length.
         seed: Seed of the head's init, dropout and data order.
+        stop_at_epoch: Stop once this many epochs are done, on the schedule (warm-up, decay) of
+            ``cfg.epochs``: a refit replays the selection run up to the check validation chose.
 
     Returns:
         The fine-tuned teacher.
@@ -132,6 +143,7 @@ def finetune(
     from export.architectures import model_input_names  # noqa: PLC0415
 
     names = model_input_names(model)
+    evaluate = len(data.validation) > 0
     args = training_arguments(
         workdir / "checkpoints" / "teacher",
         epochs=cfg.epochs,
@@ -144,16 +156,17 @@ def finetune(
         group_by_length=cfg.group_by_length,
         lr_scheduler_type="linear",
         evals_per_epoch=cfg.evals_per_epoch,
+        evaluate=evaluate,
     )
     trainer_cls = Trainer if cfg.layer_lr_decay == 1.0 else layerwise_lr_trainer(cfg.layer_lr_decay)
     trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=TokenizedSplit(data.train, tokenizer, names, max_length),
-        eval_dataset=TokenizedSplit(data.validation, tokenizer, names, max_length),
+        eval_dataset=TokenizedSplit(data.validation, tokenizer, names, max_length) if evaluate else None,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=accuracy_metric,
-        callbacks=early_stopping(cfg.early_stopping_patience, cfg.max_steps),
+        compute_metrics=accuracy_metric if evaluate else None,
+        callbacks=schedule_callbacks(cfg.early_stopping_patience if evaluate else 0, cfg.max_steps, stop_at_epoch),
     )
     return train_and_save(trainer, "teacher", tokenizer, workdir, data.label_names)
 
@@ -222,13 +235,26 @@ def layerwise_lr_trainer(decay: float) -> type:
     return LayerwiseLrTrainer
 
 
-def early_stopping(patience: int, max_steps: int) -> list[Any]:
-    """The Trainer callback that stops after ``patience`` evaluations without improvement (none for 0)."""
-    if patience <= 0 or max_steps > 0:
-        return []
-    from transformers import EarlyStoppingCallback  # noqa: PLC0415
+def schedule_callbacks(patience: int, max_steps: int, stop_at_epoch: float | None) -> list[Any]:
+    """Trainer callbacks: early stopping after ``patience`` evaluations without improvement (none
+    for 0), and a stop once ``stop_at_epoch`` epochs are done (None: run the whole schedule)."""
+    from transformers import EarlyStoppingCallback, TrainerCallback  # noqa: PLC0415
 
-    return [EarlyStoppingCallback(early_stopping_patience=patience)]
+    callbacks: list[Any] = []
+    if patience > 0 and max_steps <= 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    if stop_at_epoch is not None and max_steps <= 0:
+
+        class StopAtEpoch(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+                # state.epoch is fractional (steps done / steps per epoch); the small slack absorbs
+                # its rounding so that "2.5 epochs" stops on the step that completes them
+                if state.epoch is not None and state.epoch >= stop_at_epoch - 1e-6:
+                    control.should_training_stop = True
+                return control
+
+        callbacks.append(StopAtEpoch())
+    return callbacks
 
 
 def last_checkpoint(trainer: Any) -> str | None:

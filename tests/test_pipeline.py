@@ -77,6 +77,28 @@ def test_pipeline_writes_every_bundle_and_report(pipeline_out) -> None:
     assert not (out / "models" / "checkpoints").exists()
 
 
+def test_shipped_models_are_refit_and_the_report_says_so(pipeline_out) -> None:
+    """Default ``finetune.refit = all``: the selection run's eval accuracy is reported as the
+    unseen-data figure; the shipped models trained on every row, eval included, and the report
+    marks the verify table's accuracy as measured on rows they trained on."""
+    out, _ = pipeline_out
+    data = json.loads((out / "report.json").read_text())
+    sel = data["selection"]
+    assert sel["refit"] == "all" and sel["eval_trained_on"] is True, sel
+    rows = data["data"]["train"] + data["data"]["validation"] + data["data"]["eval"]
+    assert sel["shipped_train_rows"] == data["data"]["refit_rows"] == rows == 700, (sel, data["data"])
+    for name in ("teacher", "student"):
+        m = sel["models"][name]
+        assert 0.0 <= m["eval_accuracy"] <= 1.0 and m["train_rows"] == 400, m
+        shipped = json.loads((out / "models" / name / "training.json").read_text())
+        assert shipped["evaluations"] == [], f"shipped {name} is the selection run (it was validated): {shipped}"
+        # the refit took the epochs its selection run chose, over the 700 rows, batch 32
+        steps = round(m["chosen_epoch"] * np.ceil(700 / 32))
+        assert shipped["steps"] == data["training"][name]["steps"] == steps, (m, shipped)
+    md = (out / "report.md").read_text()
+    assert "## Which model each number measures" in md and "not unseen-data accuracy" in md, md
+
+
 def test_student_is_a_smaller_distilbert(pipeline_out) -> None:
     out, report = pipeline_out
     cfg = json.loads((out / "models" / "student" / "config.json").read_text())
@@ -204,8 +226,8 @@ def test_stage_failure_leaves_no_output(
     assert not out.exists(), "a failed run must not leave an output directory"
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["out.checkpoints"], f"only the trained stages may stay (for a rerun to reuse), found {left}"
-    kept = sorted(p.name.split("-")[0] for p in (tmp_path / "out.checkpoints").iterdir())
-    assert kept == ["student", "teacher"], kept
+    kept = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "out.checkpoints").iterdir())
+    assert kept == ["student", "student-refit", "teacher", "teacher-refit"], kept
 
 
 def test_refuses_non_empty_output_dir(tmp_path: Path, tiny_bert_dir: Path, sst2_path: Path) -> None:

@@ -45,7 +45,8 @@ def test_sentence_rows_are_the_rows_no_other_row_contains() -> None:
 def test_held_out_sentences_leave_no_piece_of_themselves_in_training() -> None:
     rows = phrase_corpus(60)
     texts = tuple(t for t, _ in rows)
-    train, (val, ev), dropped = carve_sentences(texts, (0.2, 0.2), np.random.default_rng(0))
+    train, (val, ev), dropped_rows = carve_sentences(texts, (0.2, 0.2), np.random.default_rng(0))
+    dropped = len(dropped_rows)
     sentences = set(sentence_rows(texts))
     assert len(val) == len(ev) == 12 and {int(i) for i in (*val, *ev)} <= sentences
     held = {int(i) for i in (*val, *ev)}
@@ -243,7 +244,7 @@ def test_stages_resume_after_an_interruption_and_reuse_finished_work(
 
     cfg = tiny_cfg(tiny_bert_dir, tmp_path)
     data = load_data(cfg.data)
-    monkeypatch.setattr(train_module, "early_stopping", lambda *_: [StopAfterFirstSave()])
+    monkeypatch.setattr(train_module, "schedule_callbacks", lambda *_: [StopAfterFirstSave()])
     with pytest.raises(Interrupted):
         teacher_stage(cfg, data)
     monkeypatch.undo()

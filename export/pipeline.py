@@ -112,9 +112,7 @@ def run(cfg: PipelineConfig) -> Report:
     return report
 
 
-def selection_run(
-    cfg: PipelineConfig, data: Dataset, teacher: StageResult, student: StageResult
-) -> dict[str, Any]:
+def selection_run(cfg: PipelineConfig, data: Dataset, teacher: StageResult, student: StageResult) -> dict[str, Any]:
     """What the selection run measured, for the report: each model's accuracy on the eval split
     (never trained on by these models), its best validation check and the epoch of it; which rows
     the shipped models train on; and whether the verify table's accuracy is on unseen rows."""
@@ -129,6 +127,8 @@ def selection_run(
             "best_validation_accuracy": summary.get("best_validation_accuracy"),
             "chosen_epoch": stage.chosen_epoch,
             "train_rows": len(data.train),
+            "train_seconds": stage.train_seconds,
+            "evaluations": summary.get("evaluations", []),
         }
         log.info("selection run: %s eval accuracy %.4f (unseen rows)", name, models[name]["eval_accuracy"])
     shipped_rows = len(data.train) if refit is Refit.OFF else len(data.refit_rows(include_eval=refit is Refit.ALL))

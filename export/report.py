@@ -263,16 +263,12 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
 
 
 def selection_section(selection: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
-    """"Which model each number measures": the selection run's unseen-data accuracy, what the
+    """ "Which model each number measures": the selection run's unseen-data accuracy, what the
     shipped (refit) models trained on, and whether the table's accuracy column is on seen rows."""
     if not selection:
         return []
     models = selection.get("models", {})
-    unseen = ", ".join(
-        f"{name} **{m['eval_accuracy']:.2%}**"
-        + (f" (best validation {m['best_validation_accuracy']:.2%} at epoch {m['chosen_epoch']:g})" if m.get("chosen_epoch") else "")
-        for name, m in models.items()
-    )
+    unseen = ", ".join(f"{name} **{m['eval_accuracy']:.2%}**{_chosen(m)}" for name, m in models.items())
     rows = selection.get("eval_rows")
     first = (
         f"Selection run (trained on the {next(iter(models.values()), {}).get('train_rows')} train rows, "
@@ -280,7 +276,10 @@ def selection_section(selection: Mapping[str, Any], data: Mapping[str, Any]) -> 
     )
     refit = selection.get("refit")
     if refit == "off":
-        shipped = "Shipped models: the selection run's (`finetune.refit = off`); the table's accuracy is unseen-data accuracy."
+        shipped = (
+            "Shipped models: the selection run's (`finetune.refit = off`); "
+            "the table's accuracy is unseen-data accuracy."
+        )
     elif selection.get("eval_trained_on"):
         shipped = (
             f"Shipped models: refit on all {selection['shipped_train_rows']} rows (`finetune.refit = all`), "
@@ -290,12 +289,19 @@ def selection_section(selection: Mapping[str, Any], data: Mapping[str, Any]) -> 
             "artifact with its own fp32 source and hold as stated."
         )
     else:
-        where = "the eval file, never trained on" if not data.get("eval_carved", True) else "eval, kept out of the refit"
+        carved = data.get("eval_carved", True)
+        where = "eval, kept out of the refit" if carved else "the eval file, never trained on"
         shipped = (
             f"Shipped models: refit on {selection['shipped_train_rows']} rows (`finetune.refit = {refit}`), each up to "
             f"the epoch its selection run chose; the accuracy column above is on {where}: unseen-data accuracy."
         )
     return ["## Which model each number measures", "", f"- {first}", f"- {shipped}", ""]
+
+
+def _chosen(m: Mapping[str, Any]) -> str:
+    if m.get("chosen_epoch") is None:
+        return ""
+    return f" (best validation {m['best_validation_accuracy']:.2%} at epoch {m['chosen_epoch']:g})"
 
 
 def training_section(training: Mapping[str, Any]) -> list[str]:

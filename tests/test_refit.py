@@ -149,14 +149,17 @@ def test_refit_stages_train_on_every_row_up_to_the_chosen_epoch(tiny_bert_dir: P
     rows = len(data.refit_rows(include_eval=True))
     assert info["steps"] == round(epoch * np.ceil(rows / 8)), (info["steps"], epoch, rows)
     assert info["evaluations"] == [], "the refit validated on rows it trains on"
-    changed = [k for k, v in refit.model.model.state_dict().items() if not torch.equal(v, teacher.model.model.state_dict()[k])]
+    before = teacher.model.model.state_dict()
+    changed = [k for k, v in refit.model.model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "the refit teacher is the selection teacher"
     refit_student = refit_student_stage(cfg, data, refit, student)
     s_epoch = student.chosen_epoch
     assert refit_student.summary()["steps"] == round(s_epoch * np.ceil(rows / 8)), (refit_student.summary(), s_epoch)
     assert refit_teacher_stage(cfg, data, teacher).reused, "a finished refit stage was trained again"
     assert teacher_stage(cfg, data).fingerprint == teacher.fingerprint
-    other = tiny_cfg(tiny_bert_dir, tmp_path, "finetune.epochs=3", "finetune.refit=off", data_file=tmp_path / "train.tsv")
+    other = tiny_cfg(
+        tiny_bert_dir, tmp_path, "finetune.epochs=3", "finetune.refit=off", data_file=tmp_path / "train.tsv"
+    )
     assert teacher_stage(other, data).reused, "finetune.refit must not change the selection run's fingerprint"
     with pytest.raises(ConfigError, match="finetune.refit = off"):
         refit_teacher_stage(other, data, teacher)

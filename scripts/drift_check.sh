@@ -40,10 +40,11 @@ BertModel(config).save_pretrained(sys.argv[1])
 tokenizer.save_pretrained(sys.argv[1])
 PY
 
-# Fixed step counts (no best-epoch pick), so the run does not hinge on near-tied validation scores.
+# Fixed step counts (no best-epoch pick), so the run does not hinge on near-tied validation scores;
+# no refit: the baseline models are trained on the train split alone.
 "$PY" -m export -q --model "$WORK/tiny-bert" --train "$DATA" --out "$WORK/out" --overwrite \
   --set data.max_train_samples=2000 --set data.max_eval_samples=200 --set data.max_length=32 \
-  --set finetune.max_steps=150 --set finetune.learning_rate=3e-3 \
+  --set finetune.max_steps=150 --set finetune.learning_rate=3e-3 --set finetune.refit=off \
   --set distill.max_steps=100 --set distill.learning_rate=3e-3 \
   --set verify.latency_samples=10 --set verify.max_drop=5
 

@@ -23,7 +23,7 @@ os.environ.setdefault("USE_TF", "0")
 
 from export.config import load_config  # noqa: E402
 from export.pipeline import run  # noqa: E402
-from export.report import Report, machine, table  # noqa: E402
+from export.report import Report, machine, selection_section, table  # noqa: E402
 from export.verify import ArtifactResult  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,14 @@ def main() -> int:
         saved = json.loads(args.from_report.read_text(encoding="utf-8"))
         names = {f.name for f in dataclasses.fields(ArtifactResult)}
         results = [ArtifactResult(**{k: v for k, v in r.items() if k in names}) for r in saved["results"]]
-        report = Report(tuple(results), saved["data"], saved["config"], saved["timings_s"], tuple(saved["bundles"]))
+        report = Report(
+            tuple(results),
+            saved["data"],
+            saved["config"],
+            saved["timings_s"],
+            tuple(saved["bundles"]),
+            selection=saved.get("selection", {}),
+        )
         wall, m = float(report.timings_s["total"]), saved["machine"]
     else:
         cfg = load_config(None, [f"out={args.out}", "overwrite=true", *args.overrides])
@@ -61,9 +68,15 @@ def main() -> int:
             f"Command: `python benchmarks/default_run.py` {' '.join(args.overrides)}".rstrip(),
             f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Wall time {wall / 60:.1f} min ({stages}).",
             f"Data: {report.data['source'].split('/')[-1]}; train {report.data['train']}, "
-            f"validation {report.data['validation']}, eval {report.data['eval']} texts (eval never trained on).",
+            f"validation {report.data['validation']}, eval {report.data['eval']} texts"
+            + (
+                " (the shipped models were refit on eval too: below)."
+                if report.selection.get("eval_trained_on")
+                else " (eval never trained on)."
+            ),
             "",
             table(report.results),
+            *selection_section(report.selection, report.data),
             END,
         ]
     )

@@ -311,11 +311,14 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
     env = os.environ | {"OMP_NUM_THREADS": "1", "USE_TF": "0"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    n_train = json.loads((out / "report.json").read_text())["data"]["train"]
+    report = json.loads((out / "report.json").read_text())
+    # the shipped models are the refit (finetune.refit = all): one epoch, the only check, over every row
+    n_rows = report["data"]["refit_rows"]
     for name in ("teacher", "student"):
+        assert report["selection"]["models"][name]["chosen_epoch"] == 1.0, report["selection"]
         steps = json.loads((out / "models" / name / "training.json").read_text())["steps"]
-        want = int(np.ceil(n_train / (2 * 8)))
-        assert steps == want, f"{name}: {steps} optimizer steps for {n_train} rows, batch 8 × 2 processes (want {want})"
+        want = int(np.ceil(n_rows / (2 * 8)))
+        assert steps == want, f"{name}: {steps} optimizer steps for {n_rows} rows, batch 8 × 2 processes (want {want})"
 
 
 # -- domain adaptation -------------------------------------------------------------------------

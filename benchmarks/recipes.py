@@ -16,7 +16,7 @@ import numpy as np
 
 from export.config import FinetuneConfig, PipelineConfig, Refit
 from export.data import Dataset
-from export.models import torch_logits
+from export.models import correct_predictions
 from export.stages import (
     StageResult,
     cached_stage,
@@ -73,6 +73,5 @@ def nested_stages(cfg: PipelineConfig, data: Dataset) -> dict[str, StageResult]:
 
 def eval_accuracy(stage: StageResult, data: Dataset, max_length: int) -> dict[str, Any]:
     """Accuracy on the eval split and the per-text correctness (for paired comparisons)."""
-    pred = torch_logits(stage.model, data.eval.texts, max_length).argmax(-1)
-    correct = pred == data.eval.labels
+    correct = correct_predictions(stage.model, data.eval.texts, data.eval.labels, max_length)
     return {"accuracy": float(correct.mean()), "correct": correct.astype(np.int8).tolist()}

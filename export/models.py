@@ -142,3 +142,9 @@ def torch_logits(
             feeds = {k: enc[k].to(device) for k in clf.input_names}
             out[idx] = clf.model(**feeds).logits.float().cpu().numpy()
     return out
+
+
+def correct_predictions(clf: Classifier, texts: Sequence[str], labels: np.ndarray, max_length: int) -> np.ndarray:
+    """Per text, whether the PyTorch classifier's top class is the label (bool array, input order):
+    its mean is the accuracy, and two models' arrays on the same texts give a paired comparison."""
+    return np.asarray(torch_logits(clf, texts, max_length).argmax(-1) == np.asarray(labels))

@@ -19,7 +19,7 @@ from export.bundle import finish_bundle, golden_examples, make_bundle
 from export.config import PipelineConfig, Refit, to_dict
 from export.data import Dataset, load_data
 from export.errors import ConfigError, VerificationError
-from export.models import Classifier, torch_logits
+from export.models import Classifier, correct_predictions
 from export.onnx import to_onnx
 from export.report import Report, write_report
 from export.stages import StageResult, refit_student_stage, refit_teacher_stage, student_stage, teacher_stage
@@ -120,10 +120,10 @@ def selection_run(cfg: PipelineConfig, data: Dataset, teacher: StageResult, stud
     refit = cfg.finetune.refit
     models = {}
     for name, stage in (("teacher", teacher), ("student", student)):
-        pred = torch_logits(stage.model, data.eval.texts, n).argmax(-1)
+        correct = correct_predictions(stage.model, data.eval.texts, data.eval.labels, n)
         summary = stage.summary()
         models[name] = {
-            "eval_accuracy": float((pred == data.eval.labels).mean()),
+            "eval_accuracy": float(correct.mean()),
             "best_validation_accuracy": summary.get("best_validation_accuracy"),
             "chosen_epoch": stage.chosen_epoch,
             "train_rows": len(data.train),

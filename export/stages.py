@@ -16,6 +16,7 @@ the teacher's fingerprint. So:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -65,20 +66,24 @@ class StageResult:
     """Wall time of the training that produced it (also when it was reused)."""
     reused: bool
 
+    @functools.cached_property
+    def training_info(self) -> dict[str, Any]:
+        """The model's training.json (read once), or {} when it has none."""
+        path = self.model.path / "training.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
     @property
     def chosen_epoch(self) -> float | None:
         """The epoch of the validation check this run kept (the first best one), or None when
         nothing was validated (the whole schedule was run)."""
-        s = self.summary()
-        best = s.get("best_validation_accuracy")
-        checks = [e for e in s.get("evaluations", []) if best is not None and e["accuracy"] == best]
+        info = self.training_info
+        best = info.get("best_validation_accuracy")
+        checks = [e for e in info.get("evaluations", []) if best is not None and e["accuracy"] == best]
         return float(checks[0]["epoch"]) if checks else None
 
     def summary(self) -> dict[str, Any]:
         """For report.json: training.json's figures plus where the stage lives and whether it was reused."""
-        path = self.model.path / "training.json"
-        info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        return info | {
+        return self.training_info | {
             "parameters": self.model.num_parameters(),
             "fingerprint": self.fingerprint,
             "train_seconds": self.train_seconds,

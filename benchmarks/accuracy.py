@@ -123,21 +123,23 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def nested_rows(cfg: PipelineConfig, seeds: list[int]) -> list[dict[str, Any]]:
+def nested_rows(cfg: PipelineConfig, seeds: list[int], student_seeds: list[int] = ()) -> list[dict[str, Any]]:
     """Trains (or reuses) every model of the nested measurement for each training seed and scores
-    it on the eval sentences; the split stays the same (``data.seed``)."""
+    it on the eval sentences; the split stays the same (``data.seed``). Each of ``student_seeds``
+    adds the two students trained with that seed from the first seed's teachers."""
     data = load_data(cfg.data)
+    runs = [(str(s), dataclasses.replace(cfg, seed=s), None) for s in seeds]
+    runs += [(f"{seeds[0]}, student {s}", dataclasses.replace(cfg, seed=seeds[0]), s) for s in student_seeds]
     rows = []
-    for seed in seeds:
-        run_cfg = dataclasses.replace(cfg, seed=seed)
-        stages = nested_stages(run_cfg, data)
+    for label, run_cfg, student_seed in runs:
+        stages = nested_stages(run_cfg, data, student_seed)
         for name, stage in stages.items():
             s = stage.summary()
             # a refit stops at the epoch its selection run chose
             chosen = stages[name.replace("refit", "selection")].chosen_epoch if "refit" in name else stage.chosen_epoch
             rows.append(
                 {
-                    "seed": seed,
+                    "seed": label,
                     "name": name,
                     "train_rows": len(data.train) if "selection" in name else len(data.refit_rows(include_eval=False)),
                     "validation": s.get("best_validation_accuracy"),
@@ -149,11 +151,11 @@ def nested_rows(cfg: PipelineConfig, seeds: list[int]) -> list[dict[str, Any]]:
                 }
                 | eval_accuracy(stage, data, cfg.data.max_length)
             )
-            logging.info("nested seed %d %s: eval accuracy %.4f", seed, name, rows[-1]["accuracy"])
+            logging.info("nested seed %s %s: eval accuracy %.4f", label, name, rows[-1]["accuracy"])
     return rows
 
 
-def paired(rows: list[dict[str, Any]], seed: int, a: str, b: str) -> tuple[float, float]:
+def paired(rows: list[dict[str, Any]], seed: str, a: str, b: str) -> tuple[float, float]:
     """Accuracy difference a − b (points) on the same eval texts and its paired standard error."""
     import numpy as np  # noqa: PLC0415
 
@@ -162,20 +164,34 @@ def paired(rows: list[dict[str, Any]], seed: int, a: str, b: str) -> tuple[float
     return float(d.mean() * 100), float(d.std(ddof=1) / len(d) ** 0.5 * 100)
 
 
+def paired_across(rows: list[dict[str, Any]], seeds: list[str], a: str, b: str) -> tuple[float, float]:
+    """Accuracy difference a − b (points) averaged over ``seeds``, and its standard error over the
+    eval texts (each text's difference averaged over the seeds first: the seeds share the texts)."""
+    import numpy as np  # noqa: PLC0415
+
+    by = {(r["seed"], r["name"]): np.asarray(r["correct"], dtype=float) for r in rows}
+    d = np.mean([by[seed, a] - by[seed, b] for seed in seeds], axis=0)
+    return float(d.mean() * 100), float(d.std(ddof=1) / len(d) ** 0.5 * 100)
+
+
 def render_nested(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
-    seeds = sorted({r["seed"] for r in rows})
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+    command = "--nested-only --seeds " + ",".join(x for x in seeds if "student" not in x)
+    if extra := [x.split("student ")[1] for x in seeds if "student" in x]:
+        command += " --student-seeds " + ",".join(extra)
     lines = [
         NESTED_BEGIN,
         "### Refit and the plain recipe, nested (issue 18)",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()['cpu']}, 2 cores, no GPU. "
-        "`python benchmarks/accuracy.py --nested-only --seeds " + ",".join(map(str, seeds)) + "`. "
+        f"`python benchmarks/accuracy.py {command}`. "
         f"Eval (A): {rows[0]['eval_n']} whole SST-2 sentences, never trained on by any model here. Validation (B): "
         f"{rows[0]['validation_n']} sentences; it chooses the kit's checkpoint (selection) and then the epoch the "
         "refit stops at (the same schedule, on more rows; the refit itself validates nothing). The refit "
         "trains on train + B + B's phrases (`finetune.refit = except-eval`). Plain: the textbook HF Trainer recipe "
         "(lr 5e-5, batch 32, 2 epochs, 6 % warm-up, weight decay 0.01, random batches, last step) on the same rows as "
-        "the refit. Training seed varies, the split does not.",
+        'the refit. Training seed varies, the split does not; "42, student 7": the two students trained with seed '
+        "7 from the seed-42 teachers.",
         "",
         "| seed | model | trained on rows | eval accuracy (A) | best validation (B) | epoch chosen on B | steps "
         "| train time |",
@@ -205,6 +221,20 @@ def render_nested(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
             for d, se in [paired(rows, seed, a, b)]
         ]
         lines.append(f"- seed {seed}: " + "; ".join(cells))
+    lines += [
+        "",
+        "Across seeds (per sentence, the difference averaged over the seeds that have both models; ± the "
+        "standard error of that average over the sentences, which counts the seeds' shared sentences once):",
+        "",
+    ]
+    for a, b in pairs:
+        both = [seed for seed in seeds if (seed, a) in names and (seed, b) in names]
+        if len(both) < 2:
+            continue
+        mean, se = paired_across(rows, both, a, b)
+        noise = abs(mean) <= 2 * se
+        verdict = "within two standard errors: noise at this size" if noise else "beyond two standard errors"
+        lines.append(f"- {a} − {b}: {mean:+.2f} ± {se:.2f} over {len(both)} seeds — {verdict}")
     n = rows[0]["eval_n"]
     lines += [
         "",
@@ -228,6 +258,11 @@ def main() -> int:
     p.add_argument("--no-nested", dest="nested", action="store_false", help="skip the nested refit / plain section")
     p.add_argument("--nested-only", action="store_true", help="only the nested refit / plain section")
     p.add_argument("--seeds", default="42", help="training seeds of the nested measurement, e.g. 42,7")
+    p.add_argument(
+        "--student-seeds",
+        default="",
+        help="more student seeds for the nested measurement, distilled from the first seed's teachers, e.g. 7",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.chdir(ROOT)  # the config's data path is relative to the repo root
@@ -237,7 +272,8 @@ def main() -> int:
     ablations_json = Path(f"{cfg.out}.ablations.json")
     started = time.perf_counter()
     if args.from_report is None and (args.nested or args.nested_only):
-        rows = nested_rows(cfg, [int(x) for x in args.seeds.split(",")])
+        student_seeds = [int(x) for x in args.student_seeds.split(",") if x]
+        rows = nested_rows(cfg, [int(x) for x in args.seeds.split(",")], student_seeds)
         Path(f"{cfg.out}.nested.json").write_text(json.dumps(rows) + "\n", encoding="utf-8")
         section = render_nested(rows, cfg)
         write_section(section, NESTED_BEGIN, NESTED_END)

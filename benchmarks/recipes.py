@@ -58,16 +58,22 @@ def plain_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
     )
 
 
-def nested_stages(cfg: PipelineConfig, data: Dataset) -> dict[str, StageResult]:
+def nested_stages(cfg: PipelineConfig, data: Dataset, student_seed: int | None = None) -> dict[str, StageResult]:
     """Every model of the nested measurement, trained or reused: eval (A) is never trained on;
-    validation (B) chooses the schedule; the refit trains on train + B."""
+    validation (B) chooses the schedule; the refit trains on train + B.
+
+    ``student_seed``: only the two students, trained with this seed from the teachers of
+    ``cfg.seed`` (a second student seed costs two student trainings, not four trainings)."""
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, refit=Refit.EXCEPT_EVAL))
     teacher = teacher_stage(cfg, data)
     refit_teacher = refit_teacher_stage(cfg, data, teacher)
-    out = {"teacher (selection)": teacher, "teacher (refit)": refit_teacher, "plain": plain_stage(cfg, data)}
-    student = student_stage(cfg, data, teacher)
+    out = {} if student_seed is not None else {"teacher (selection)": teacher, "teacher (refit)": refit_teacher}
+    if student_seed is None:
+        out["plain"] = plain_stage(cfg, data)
+    scfg = cfg if student_seed is None else dataclasses.replace(cfg, seed=student_seed)
+    student = student_stage(scfg, data, teacher)
     out["student (selection)"] = student
-    out["student (refit)"] = refit_student_stage(cfg, data, refit_teacher, student)
+    out["student (refit)"] = refit_student_stage(scfg, data, refit_teacher, student)
     return out
 
 

@@ -176,6 +176,7 @@ def paired_across(rows: list[dict[str, Any]], seeds: list[str], a: str, b: str) 
 
 def render_nested(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
     seeds = list(dict.fromkeys(r["seed"] for r in rows))
+    m = machine()
     command = "--nested-only --seeds " + ",".join(x for x in seeds if "student" not in x)
     if extra := [x.split("student ")[1] for x in seeds if "student" in x]:
         command += " --student-seeds " + ",".join(extra)
@@ -183,7 +184,7 @@ def render_nested(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
         NESTED_BEGIN,
         "### Refit and the plain recipe, nested (issue 18)",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {machine()['cpu']}, 2 cores, no GPU. "
+        f"Measured {time.strftime('%Y-%m-%d')} on {m['cpu']}, {m['cores']} cores, no GPU. "
         f"`python benchmarks/accuracy.py {command}`. "
         f"Eval (A): {rows[0]['eval_n']} whole SST-2 sentences, never trained on by any model here. Validation (B): "
         f"{rows[0]['validation_n']} sentences; it chooses the kit's checkpoint (selection) and then the epoch the "

@@ -109,18 +109,37 @@ class Report:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model and core count, so latency figures can be read in context."""
-    cpu = platform.processor() or platform.machine()
+    """CPU model with its widest vector ISA (int8 and fp32 speed ratios depend on it), core count
+    and Python version, so latency and training figures can be read in context."""
+    name, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
     except OSError:
         pass
     import os  # noqa: PLC0415
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    cpu, isa = name or platform.processor() or platform.machine(), cpu_isa(flags)
+    return {
+        "cpu": f"{cpu} ({isa})" if isa else cpu,
+        "isa": isa,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def cpu_isa(flags: set[str]) -> str:
+    """The widest x86 vector ISA among /proc/cpuinfo ``flags`` ("" when none is known, e.g. ARM)."""
+    if "avx512_vnni" in flags:
+        return "AVX-512 VNNI + AMX" if "amx_int8" in flags else "AVX-512 VNNI"
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name
+    return ""
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,11 @@ def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path:
     out = run.stdout + run.stderr
     print(out)  # the parity counts, visible with pytest -s
     assert run.returncode == 0, out
-    assert re.search(r"\[\s*0 tests (failed|skipped)\s*\]", out), out
+    # Every @Test method ran and passed: the launcher's summary counts, each one checked.
+    declared = sum(p.read_text(encoding="utf-8").count("@Test\n") for p in CORE.glob("src/test/java/**/*.java"))
+    counts = {k: int(v) for v, k in re.findall(r"\[\s*(\d+) tests (successful|failed|skipped|aborted|found)\s*\]", out)}
+    want = {"found": declared, "successful": declared, "failed": 0, "skipped": 0, "aborted": 0}
+    assert declared > 0 and counts == want, f"JUnit summary {counts}, expected {want} ({declared} @Test methods)\n{out}"
     tokenizer = re.search(r"tokenizer parity: (\d+) golden sentences x 3 configurations .* (\d+) mismatches", out)
     assert tokenizer, out
     assert int(tokenizer.group(1)) >= MIN_SENTENCES and tokenizer.group(2) == "0"

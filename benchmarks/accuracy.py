@@ -44,14 +44,14 @@ from recipes import eval_accuracy, nested_stages
 
 os.environ.setdefault("USE_TF", "0")
 
+from export.classifier import torch_logits  # noqa: E402
 from export.config import PipelineConfig, load_config  # noqa: E402
-from export.data import load_data  # noqa: E402
+from export.data.dataset import load_data  # noqa: E402
 from export.errors import VerificationError  # noqa: E402
-from export.models import torch_logits  # noqa: E402
 from export.pipeline import run  # noqa: E402
-from export.report import machine, table  # noqa: E402
-from export.stages import student_stage, teacher_stage  # noqa: E402
-from export.verify import ArtifactResult  # noqa: E402
+from export.report.document import machine, table  # noqa: E402
+from export.train.cache import student_stage, teacher_stage  # noqa: E402
+from export.verify.engine import ArtifactResult  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"

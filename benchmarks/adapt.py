@@ -23,11 +23,11 @@ from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
+from export.classifier import torch_logits  # noqa: E402
 from export.config import load_config  # noqa: E402
-from export.data import load_data  # noqa: E402
-from export.models import torch_logits  # noqa: E402
-from export.report import machine  # noqa: E402
-from export.stages import teacher_stage  # noqa: E402
+from export.data.dataset import load_data  # noqa: E402
+from export.report.document import machine  # noqa: E402
+from export.train.cache import teacher_stage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- adapt:begin -->", "<!-- adapt:end -->"

@@ -5,8 +5,8 @@
 1. Token counts of every SST-2 training sentence with the MiniLM tokenizer (special tokens
    included): how many fit each bucket.
 2. A real-size model: the DistilBERT student (3 layers, hidden 384) built from the bundled
-   MiniLM-L6 teacher with ``export.distill.build_student`` (untrained: weights do not change
-   the timing), exported twice through ``export.tflite.to_tflite``: buckets 16/32/64/128 in
+   MiniLM-L6 teacher with ``export.train.distill.build_student`` (untrained: weights do not change
+   the timing), exported twice through ``export.convert.tflite.to_tflite``: buckets 16/32/64/128 in
    one file, and 128 only; fp32 and int8-dynamic each.
 3. Model latency per signature (median of ``--repeats`` invokes, 1 thread, all signatures
    taking turns), weighted by the bucket shares of step 1, against the 128-only model.
@@ -30,12 +30,12 @@ os.environ.setdefault("USE_TF", "0")
 
 import numpy as np  # noqa: E402
 
-from export.bundle import make_bundle  # noqa: E402
+from export.classifier import resolve_model_path, save_classifier  # noqa: E402
 from export.config import BUNDLED_MINILM, StudentKind, TfliteConfig  # noqa: E402
-from export.distill import build_student  # noqa: E402
-from export.models import resolve_model_path, save_classifier  # noqa: E402
-from export.report import machine  # noqa: E402
-from export.tflite import to_tflite  # noqa: E402
+from export.convert.bundle import make_bundle  # noqa: E402
+from export.convert.tflite import to_tflite  # noqa: E402
+from export.report.document import machine  # noqa: E402
+from export.train.distill import build_student  # noqa: E402
 from quantize.modes import TfliteQuant  # noqa: E402
 from runtime import TextClassifier  # noqa: E402
 from runtime.bench import read_texts  # noqa: E402
@@ -147,8 +147,8 @@ def main() -> int:
         "",
         f"Command: `python benchmarks/buckets.py --n {args.n} --repeats {args.repeats}` on {m['cpu']} "
         f"({m['cores']} cores, shared with other work; batch 1, 1 thread). Model: the DistilBERT student "
-        "(3 layers, hidden 384) that `export.distill.build_student` makes from the bundled MiniLM-L6 "
-        "teacher, exported by `export.tflite.to_tflite` once with buckets 16/32/64/128 in one file (one "
+        "(3 layers, hidden 384) that `export.train.distill.build_student` makes from the bundled MiniLM-L6 "
+        "teacher, exported by `export.convert.tflite.to_tflite` once with buckets 16/32/64/128 in one file (one "
         "signature `len_N` each) and once with 128 only.",
         "",
         f"Token counts of all {len(texts):,} SST-2 training sentences (MiniLM WordPiece, [CLS]/[SEP] "

@@ -26,11 +26,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling  # noqa: E402
 
-from export.adapt import masked_lm_loss  # noqa: E402
+from export.classifier import resolve_model_path  # noqa: E402
 from export.config import BUNDLED_MINILM, load_config  # noqa: E402
-from export.data import load_data  # noqa: E402
-from export.models import resolve_model_path  # noqa: E402
-from export.report import machine  # noqa: E402
+from export.data.dataset import load_data  # noqa: E402
+from export.report.document import machine  # noqa: E402
+from export.train.adapt import masked_lm_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- mlm-step:begin -->", "<!-- mlm-step:end -->"

@@ -26,8 +26,8 @@ os.environ.setdefault("USE_TF", "0")
 from export.config import load_config  # noqa: E402
 from export.errors import VerificationError  # noqa: E402
 from export.pipeline import run  # noqa: E402
-from export.report import machine, table  # noqa: E402
-from export.verify import ArtifactResult  # noqa: E402
+from export.report.document import machine, table  # noqa: E402
+from export.verify.engine import ArtifactResult  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- quantization:begin -->", "<!-- quantization:end -->"

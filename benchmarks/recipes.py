@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from export.classifier import correct_predictions
 from export.config import FinetuneConfig, PipelineConfig, Refit
-from export.data import Dataset
-from export.models import correct_predictions
-from export.stages import (
+from export.data.dataset import Dataset
+from export.train.cache import (
     StageResult,
     cached_stage,
     data_fingerprint,
@@ -27,7 +27,7 @@ from export.stages import (
     student_stage,
     teacher_stage,
 )
-from export.train import finetune
+from export.train.finetune import finetune
 
 PLAIN = FinetuneConfig(
     epochs=2.0,

@@ -27,7 +27,7 @@ os.environ.setdefault("USE_TF", "0")
 
 import numpy as np  # noqa: E402
 
-from export.report import machine  # noqa: E402
+from export.report.document import machine  # noqa: E402
 from runtime import TextClassifier  # noqa: E402
 from runtime.bench import BenchResult, bench, read_texts  # noqa: E402
 

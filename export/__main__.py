@@ -19,7 +19,7 @@ from export.errors import ExportError
 
 # ``python -m export SUBCOMMAND ...``: each module has ``main(argv) -> int``.
 SUBCOMMANDS = {
-    "verify": "export.verify_cli",
+    "verify": "export.verify.cli",
     "android": "export.android",
 }
 
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
     from export.pipeline import run  # noqa: PLC0415 - heavy imports after argument errors
-    from export.stages import is_main_process, train_worker  # noqa: PLC0415
+    from export.train.cache import is_main_process, train_worker  # noqa: PLC0415
 
     try:
         cfg = build_config(args)
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    from export.report import selection_section, table  # noqa: PLC0415
+    from export.report.document import selection_section, table  # noqa: PLC0415
 
     print(table(report.results))
     for line in selection_section(report.selection, report.data)[2:]:

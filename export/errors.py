@@ -2,24 +2,28 @@
 
 Every error says what was received and what to do about it. The CLI turns an
 ``ExportError`` into a one-line message and a non-zero exit code; anything else
-is a bug and keeps its traceback.
+is a bug and keeps its traceback. The base class and the errors ``quantize`` raises too
+(data, conversion, quantization) are defined in :mod:`quantize.errors` and re-exported here.
 """
 
 from __future__ import annotations
 
+from quantize.errors import ConversionError, DataError, ExportError, QuantizationError
 
-class ExportError(Exception):
-    """Base class of every error the pipeline raises on purpose."""
-
-    exit_code = 2
+__all__ = [
+    "ConfigError",
+    "ConversionError",
+    "DataError",
+    "ExportError",
+    "ModelLoadError",
+    "QuantizationError",
+    "UnsupportedArchitectureError",
+    "VerificationError",
+]
 
 
 class ConfigError(ExportError, ValueError):
     """A configuration value, TOML key or ``--set`` override is invalid."""
-
-
-class DataError(ExportError, ValueError):
-    """A data file is missing, unreadable or does not hold usable labelled text."""
 
 
 class ModelLoadError(ExportError):
@@ -28,14 +32,6 @@ class ModelLoadError(ExportError):
 
 class UnsupportedArchitectureError(ModelLoadError):
     """The model's ``model_type`` is not in the architecture table."""
-
-
-class ConversionError(ExportError):
-    """An exporter (ONNX, TFLite) or quantizer failed on a model."""
-
-
-class QuantizationError(ConversionError):
-    """A quantizer failed; the message names the model and the mode."""
 
 
 class VerificationError(ExportError):

@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from export.bundle import finish_bundle, golden_examples, make_bundle
+from export.classifier import Classifier, correct_predictions
 from export.config import PipelineConfig, Refit, to_dict
-from export.data import Dataset, load_data
+from export.convert.bundle import finish_bundle, golden_examples, make_bundle
+from export.convert.onnx import to_onnx
+from export.convert.tflite import to_tflite
+from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
-from export.models import Classifier, correct_predictions
-from export.onnx import to_onnx
-from export.report import Report, write_report
-from export.stages import StageResult, refit_student_stage, refit_teacher_stage, student_stage, teacher_stage
-from export.tflite import to_tflite
-from export.verify import ArtifactResult, verify
+from export.report.document import Report, write_report
+from export.train.cache import StageResult, refit_student_stage, refit_teacher_stage, student_stage, teacher_stage
+from export.verify.engine import ArtifactResult, verify
 from quantize.calibration import draw_texts
 
 log = logging.getLogger(__name__)

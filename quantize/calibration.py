@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.errors import DataError
+from quantize.errors import DataError
 
 Encoded = dict[str, np.ndarray]
 """One text's model inputs by name, each ``int32 [1, length]``."""

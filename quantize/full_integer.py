@@ -4,7 +4,7 @@ Post-training full-integer int8 of a BERT-family model usually loses labels: eve
 gets one per-tensor int8 scale, and LayerNorm statistics, residual sums and attention scores
 do not fit. The recipe here:
 
-1. Convert with a bounded attention-mask fill (:mod:`export.masking`), so the masked scores
+1. Convert with a bounded attention-mask fill (:mod:`export.convert.mask_fill`), so the masked scores
    do not stretch the int8 range of the attention logits.
 2. Calibrate activation ranges once, on real training text, every length bucket.
 3. Split the graph into op groups by module path (each layer; each sub-module kind across

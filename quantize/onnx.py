@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from export.errors import QuantizationError
+from quantize.errors import QuantizationError
 from quantize.modes import OnnxQuant
 
 log = logging.getLogger(__name__)

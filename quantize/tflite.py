@@ -18,8 +18,8 @@ from ai_edge_quantizer.algorithm_manager import AlgorithmName
 from ai_edge_quantizer.qtyping import TFLOperationName
 from tqdm.auto import tqdm
 
-from export.errors import ConversionError
 from quantize import full_integer
+from quantize.errors import ConversionError
 from quantize.full_integer import Inputs, SensitivityResult
 from quantize.modes import TfliteQuant
 

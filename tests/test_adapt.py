@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
-from export.adapt import masked_lm_loss
+from export.train.adapt import masked_lm_loss
 from tests.helpers import TINY_MODELS, VOCAB_SIZE, assert_close, tiny_model
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from export.__main__ import main
 from export.android import ASSETS_BUNDLE, seal_placeholder_bundle
-from export.models import resolve_model_path
+from export.classifier import resolve_model_path
 from runtime import load_manifest
 
 ANDROID_DEMO = Path(__file__).resolve().parents[1] / "android_demo"

@@ -23,14 +23,14 @@ from tiny_tokenizers import tiny_tokenizer
 
 import export.architectures as architectures
 from export.architectures import ARCHITECTURES, TokenizerKind, arch_for
-from export.bundle import make_bundle
+from export.classifier import Classifier, save_classifier, torch_logits
 from export.config import DistillConfig, FinetuneConfig, ModelConfig, OnnxConfig, StudentKind, TfliteConfig
-from export.data import Dataset, Split
-from export.distill import build_student, distill
-from export.models import Classifier, save_classifier, torch_logits
-from export.onnx import to_onnx
-from export.tflite import to_tflite
-from export.train import finetune
+from export.convert.bundle import make_bundle
+from export.convert.onnx import to_onnx
+from export.convert.tflite import to_tflite
+from export.data.dataset import Dataset, Split
+from export.train.distill import build_student, distill
+from export.train.finetune import finetune
 from quantize.modes import TfliteQuant
 from runtime import TextClassifier
 from runtime.tokenizer import BundleTokenizer

@@ -13,11 +13,11 @@ from test_runtime_support import reseal
 from test_runtime_tokenizer import TEXTS
 from tiny_tokenizers import tiny_tokenizer
 
-from export.bundle import make_bundle
+from export.classifier import Classifier, save_classifier, torch_logits
 from export.config import TfliteConfig, load_config
+from export.convert.bundle import make_bundle
+from export.convert.tflite import tflite_signatures, to_tflite
 from export.errors import ConfigError
-from export.models import Classifier, save_classifier, torch_logits
-from export.tflite import tflite_signatures, to_tflite
 from quantize.modes import TfliteQuant
 from runtime import TextClassifier, load_manifest
 from runtime.backends import TfliteBackend

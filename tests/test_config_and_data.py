@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from export.config import BUNDLED_TWEETS, DataConfig, PipelineConfig, StudentKind, load_config
-from export.data import bundled_tweets_path, load_data, read_rows
+from export.data.dataset import bundled_tweets_path, load_data, read_rows
 from export.errors import ConfigError, DataError
 from quantize.modes import TfliteQuant
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from export.__main__ import main as export_main
-from export.verify import apply_gate
-from export.verify_cli import main as verify_main
+from export.verify.cli import main as verify_main
+from export.verify.engine import apply_gate
 from quantize.modes import GateAction
 from runtime import load_manifest
 from runtime.bundle import seal

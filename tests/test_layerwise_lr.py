@@ -11,10 +11,10 @@ import torch
 from transformers import AutoModel, TrainingArguments
 
 from export.config import load_config
-from export.data import load_data
+from export.data.dataset import load_data
 from export.errors import ConfigError
-from export.stages import teacher_stage
-from export.train import layerwise_lr_trainer, layerwise_param_groups, parameter_depth
+from export.train.cache import teacher_stage
+from export.train.finetune import layerwise_lr_trainer, layerwise_param_groups, parameter_depth
 from tests.helpers import TINY_MODELS, tiny_cfg, tiny_model
 
 LR, DECAY = 1e-3, 0.5

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.masking import bounded_mask_fill
+from export.convert.mask_fill import bounded_mask_fill
 from tests.helpers import TINY_MODELS, assert_close, fixed_batch, tiny_model
 
 

@@ -12,10 +12,10 @@ from test_onnx_export import assert_dynamic_axes, classifier, torch_out
 
 from export.architectures import arch_for
 from export.artifacts import Artifact
+from export.classifier import Classifier
 from export.config import OnnxConfig, OnnxExporter, load_config
+from export.convert.onnx import to_onnx
 from export.errors import ConfigError
-from export.models import Classifier
-from export.onnx import to_onnx
 from runtime.backends import OnnxBackend
 
 # 18 is the exporter's own opset; below it ONNX's version converter must rewrite the graph,
@@ -67,8 +67,8 @@ def test_dynamo_fp32_parity_and_inputs_by_name(exported, arch: str) -> None:
 
 
 def test_an_opset_the_converter_cannot_reach_is_refused(tmp_path: Path) -> None:
+    from export.convert.onnx import export_onnx
     from export.errors import ConversionError
-    from export.onnx import export_onnx
 
     clf = classifier("mobilebert", tmp_path)
     with pytest.raises(ConversionError, match=r"\(mobilebert\) with dynamo produced opset 18, not onnx.opset=17"):

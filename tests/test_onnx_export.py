@@ -11,10 +11,10 @@ import torch
 from helpers import NUM_LABELS, TINY_MODELS, assert_close, assert_parity, fixed_batch, parity, tiny_model
 
 from export.architectures import ARCHITECTURES, arch_for, model_input_names
+from export.classifier import Classifier
 from export.config import OnnxConfig
+from export.convert.onnx import export_onnx, to_onnx
 from export.errors import UnsupportedArchitectureError
-from export.models import Classifier
-from export.onnx import export_onnx, to_onnx
 from quantize.modes import OnnxQuant
 from quantize.onnx import weight_nodes
 from runtime.backends import OnnxBackend

@@ -162,7 +162,7 @@ def _reload(out: Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from export.architectures import arch_for
-    from export.models import Classifier
+    from export.classifier import Classifier
 
     models = []
     for name in ("teacher", "student"):
@@ -179,8 +179,8 @@ def _reload(out: Path):
 def test_verify_fails_a_wrong_export_and_a_broken_quantization(pipeline_out, tmp_path: Path, sst2_path: Path) -> None:
     from export.artifacts import Artifact, Format
     from export.config import DataConfig, VerifyConfig
-    from export.data import load_data
-    from export.verify import verify
+    from export.data.dataset import load_data
+    from export.verify.engine import verify
 
     out, _ = pipeline_out
     models = _reload(out)

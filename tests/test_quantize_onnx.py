@@ -14,10 +14,10 @@ from helpers import NUM_LABELS, SEQ_LEN, VOCAB_SIZE, fixed_batch, tiny_model
 from onnx import numpy_helper
 
 from export.architectures import arch_for, model_input_names
+from export.classifier import Classifier
 from export.config import OnnxConfig
+from export.convert.onnx import export_onnx, to_onnx
 from export.errors import ConfigError, QuantizationError
-from export.models import Classifier
-from export.onnx import export_onnx, to_onnx
 from quantize.calibration import draw_texts
 from quantize.modes import OnnxQuant
 from quantize.onnx import float_matmuls, quantize_onnx

@@ -12,10 +12,10 @@ from helpers import tiny_model
 from transformers import AutoTokenizer
 
 from export.architectures import arch_for, model_input_names
+from export.classifier import Classifier, resolve_model_path
 from export.config import QuantizeConfig, TfliteConfig
+from export.convert.tflite import convert_tflite, tflite_signatures, to_tflite
 from export.errors import ConfigError
-from export.models import Classifier, resolve_model_path
-from export.tflite import convert_tflite, tflite_signatures, to_tflite
 from quantize import full_integer
 from quantize.calibration import draw_texts, encode
 from quantize.tflite import TfliteQuant, quantize_tflite
@@ -174,7 +174,7 @@ def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -
     import shutil
 
     from export.android import install_bundle
-    from export.bundle import make_bundle
+    from export.convert.bundle import make_bundle
     from export.errors import ExportError
 
     clf, artifacts = calibrated_export

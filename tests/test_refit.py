@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from export.config import DataConfig, FinetuneConfig, Holdout, ModelConfig, Refit, load_config
-from export.data import Dataset, load_data
+from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError
-from export.report import selection_section
-from export.stages import StageResult, refit_student_stage, refit_teacher_stage, student_stage, teacher_stage
-from export.train import finetune
+from export.report.document import selection_section
+from export.train.cache import StageResult, refit_student_stage, refit_teacher_stage, student_stage, teacher_stage
+from export.train.finetune import finetune
 from tests.helpers import phrase_corpus, tiny_cfg, write_tsv
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.models import resolve_model_path
+from export.classifier import resolve_model_path
 from runtime.tokenizer import BundleTokenizer
 
 HARD_CASES = [

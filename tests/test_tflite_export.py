@@ -25,14 +25,14 @@ from transformers import (
     PreTrainedModel,
 )
 
-import export.tflite as tflite_mod
+import export.convert.tflite as tflite_mod
 import quantize.tflite as quant_mod
 from export.architectures import ARCHITECTURES, arch_for
 from export.artifacts import Format
+from export.classifier import Classifier
 from export.config import TfliteConfig
+from export.convert.tflite import TfliteConversionError, convert_tflite, model_input_names, tflite_signature, to_tflite
 from export.errors import ExportError
-from export.models import Classifier
-from export.tflite import TfliteConversionError, convert_tflite, model_input_names, tflite_signature, to_tflite
 from quantize.tflite import TfliteQuant, TfliteQuantizationError, quantize_tflite
 
 # Measured max |Δ| fp32 TFLite vs PyTorch is ~1e-7 on O(1) logits for every architecture;

@@ -15,14 +15,14 @@ from helpers import SEQ_LEN, TINY_MODELS, assert_parity, fixed_batch, parity, re
 from test_tflite_export import FP16_ATOL, FP32_ATOL, tflite_logits, torch_logits
 from tiny_tokenizers import tiny_tokenizer
 
-import export.tflite_tf as tflite_tf
+import export.convert.tflite_tensorflow as tflite_tf
 from export.architectures import model_input_names
-from export.bundle import make_bundle
+from export.classifier import save_classifier
 from export.config import TfliteConfig, TfliteConverter, load_config
+from export.convert.bundle import make_bundle
+from export.convert.tflite import tflite_signatures, to_tflite
+from export.convert.tflite_tensorflow import TfJob, convert_with_tensorflow, tensorflow_installed
 from export.errors import ConfigError
-from export.models import save_classifier
-from export.tflite import tflite_signatures, to_tflite
-from export.tflite_tf import TfJob, convert_with_tensorflow, tensorflow_installed
 from quantize.tflite import TfliteQuant, quantize_tflite
 from runtime import TextClassifier
 
@@ -95,7 +95,7 @@ def test_to_tflite_with_tensorflow_buckets_and_bundle(tmp_path: Path) -> None:
     require_tensorflow()
     from test_runtime_tokenizer import TEXTS
 
-    from export.models import torch_logits as hf_logits
+    from export.classifier import torch_logits as hf_logits
 
     tok = tiny_tokenizer("roberta", tmp_path / "model")
     clf = save_classifier("student", tiny_model("roberta", len(tok)), tok, tmp_path / "model", ("a", "b", "c"))

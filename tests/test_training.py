@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from export.augment import augment_texts
+from export.classifier import load_pretrained
 from export.config import DataConfig, DistillConfig, Holdout, load_config
-from export.data import load_data
-from export.distill import distill
+from export.data.dataset import load_data
+from export.data.holdout import carve_sentences, sentence_rows
 from export.errors import ConfigError, DataError
-from export.holdout import carve_sentences, sentence_rows
-from export.models import load_pretrained
-from export.stages import fingerprint, student_stage, teacher_stage
-from export.transfer import DistillationModel, attention_loss, hidden_loss, layer_map
+from export.train.augment import augment_texts
+from export.train.cache import fingerprint, student_stage, teacher_stage
+from export.train.distill import distill
+from export.train.losses import DistillationModel, attention_loss, hidden_loss, layer_map
 from tests.helpers import phrase_corpus, tiny_cfg, write_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,7 +189,7 @@ def test_augmented_soft_labels_score_each_text_once(
 ) -> None:
     """Soft-label KD with augmentation: the teacher scores every text once (the augmented texts'
     logits are those it labelled them with) and each row keeps its own text's logits."""
-    import export.distill as distill_module
+    import export.train.distill as distill_module
 
     data, teacher = phrase_data_and_teacher(tiny_bert_dir, tmp_path)
     scored: list[str] = []
@@ -236,7 +236,7 @@ def test_stages_resume_after_an_interruption_and_reuse_finished_work(
 ) -> None:
     from transformers import TrainerCallback
 
-    import export.train as train_module
+    import export.train.finetune as train_module
 
     class StopAfterFirstSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003

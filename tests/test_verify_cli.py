@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from export.verify_cli import main
+from export.verify.cli import main
 from runtime import load_manifest
 from runtime.bundle import seal
 
@@ -230,8 +230,8 @@ def test_nothing_to_verify_against_is_an_error(tmp_path: Path, capsys: pytest.Ca
 
 def test_the_pipeline_report_gets_the_pareto_chart_or_says_why_not(tmp_path: Path, monkeypatch) -> None:
     from export import charts
-    from export.report import Report, write_report
-    from export.verify import ArtifactResult
+    from export.report.document import Report, write_report
+    from export.verify.engine import ArtifactResult
 
     def result(name: str, fmt: str, precision: str, accuracy: float, p50: float, mb: float) -> ArtifactResult:
         source = "" if fmt == "pytorch" else "student"
@@ -259,8 +259,8 @@ def test_the_pipeline_report_gets_the_pareto_chart_or_says_why_not(tmp_path: Pat
 
 
 def test_the_table_shows_every_thread_count_and_flags_an_int8_slower_than_fp32() -> None:
-    from export.report import Report, table
-    from export.verify import ArtifactResult
+    from export.report.document import Report, table
+    from export.verify.engine import ArtifactResult
 
     def result(name: str, precision: str, source: str, one: float, two: float | None) -> ArtifactResult:
         lat = {"1t": {"p50_ms": one, "p90_ms": 2 * one}}
@@ -291,7 +291,7 @@ def test_the_table_shows_every_thread_count_and_flags_an_int8_slower_than_fp32()
 
 def test_machine_names_the_widest_vector_isa() -> None:
     """Speed ratios are only read with the CPU's ISA next to them: report.md and BENCHMARKS print it."""
-    from export.report import cpu_isa, machine
+    from export.report.document import cpu_isa, machine
 
     cases = {
         frozenset({"sse4_2", "avx", "avx2"}): "AVX2",

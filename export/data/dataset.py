@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from export.config import BUNDLED_TWEETS, DataConfig, Holdout
+from export.data.holdout import carve_sentences, inside
 from export.errors import DataError
-from export.holdout import carve_sentences, inside
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "tweet", "document")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from export.models import Classifier, torch_logits
+from export.classifier import Classifier, torch_logits
 from runtime import TextClassifier
 
 Latencies = dict[str, dict[str, float]]

@@ -27,13 +27,13 @@ from typing import NoReturn
 
 import numpy as np
 
-from export.choice import choose
 from export.config import DataConfig
-from export.data import read_rows
-from export.drift import DriftTolerance, drift_checks, drift_table, logit_sample
+from export.data.dataset import read_rows
 from export.errors import ConfigError, ExportError
-from export.report import Report, junit_xml, load_report, table, write_report
-from export.verify_bundles import Gates, LabelledTexts, confusion, load_reference, verify_bundles
+from export.report.document import Report, junit_xml, load_report, table, write_report
+from export.verify.budget import choose
+from export.verify.bundles import Gates, LabelledTexts, confusion, load_reference, verify_bundles
+from export.verify.drift import DriftTolerance, drift_checks, drift_table, logit_sample
 from quantize.modes import GateAction
 from runtime import RuntimeKitError
 from runtime.bundle import MANIFEST_NAME

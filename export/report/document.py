@@ -2,7 +2,7 @@
 
 The pipeline and ``python -m export verify`` write the same format: a ``results`` list with
 one entry per model or bundle, so either one's report.json can be the baseline of the other
-(:mod:`export.drift`). Every artifact shows its 1- and 2-thread p50 / p90 latency and, when
+(:mod:`export.verify.drift`). Every artifact shows its 1- and 2-thread p50 / p90 latency and, when
 quantized, its speed against its fp32 source, so an int8 model that is slower says so.
 """
 
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.choice import Choice
-from export.drift import DriftCheck, drift_table
 from export.errors import ConfigError
-from export.latency import Latencies, latency_key
-from export.verify import ArtifactResult
-from export.verify_bundles import Confusion
+from export.verify.budget import Choice
+from export.verify.bundles import Confusion
+from export.verify.drift import DriftCheck, drift_table
+from export.verify.engine import ArtifactResult
+from export.verify.latency import Latencies, latency_key
 
 REPORT_VERSION = 1
 
@@ -373,7 +373,7 @@ def dumps(data: Mapping[str, Any]) -> str:
 
 def draw_charts(report: Report, out_dir: Path) -> tuple[list[tuple[str, str]], str | None]:
     """pareto.png (and confusion.png for a chosen bundle); returns (caption, file) pairs or why not."""
-    from export import charts  # noqa: PLC0415 - matplotlib is an optional extra
+    from export.report import charts  # noqa: PLC0415 - matplotlib is an optional extra
 
     missing = charts.unavailable()
     if missing:

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from export.adapt import adapt, read_texts
+from export.classifier import Classifier, load_classifier
 from export.config import ModelConfig, PipelineConfig, Refit
-from export.data import Dataset, load_data
-from export.distill import distill
+from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError
-from export.models import Classifier, load_classifier
-from export.train import finetune
+from export.train.adapt import adapt, read_texts
+from export.train.distill import distill
+from export.train.finetune import finetune
 
 log = logging.getLogger(__name__)
 

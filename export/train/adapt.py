@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from export.classifier import resolve_model_path
 from export.config import AdaptConfig
-from export.data import read_rows
+from export.data.dataset import read_rows
 from export.errors import DataError, ModelLoadError
-from export.models import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def adapt(
         set_seed,
     )
 
-    from export.train import last_checkpoint, training_arguments  # noqa: PLC0415
+    from export.train.finetune import last_checkpoint, training_arguments  # noqa: PLC0415
 
     set_seed(seed)
     source = resolve_model_path(name_or_path)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from export.artifacts import Artifact, Format
-from export.models import Classifier
+from export.classifier import Classifier
 from runtime.backends import open_backend
 from runtime.bundle import Manifest, load_manifest, seal, write_manifest
 

@@ -16,13 +16,19 @@ from typing import Any
 import numpy as np
 
 from export.architectures import model_input_names
-from export.augment import augment_texts
+from export.classifier import Classifier, load_pretrained, torch_logits
 from export.config import DistillConfig, StudentKind
-from export.data import Dataset, Split
+from export.data.dataset import Dataset, Split
 from export.errors import ConfigError
-from export.models import Classifier, load_pretrained, torch_logits
-from export.train import TokenizedSplit, accuracy_metric, schedule_callbacks, train_and_save, training_arguments
-from export.transfer import DistillationModel
+from export.train.augment import augment_texts
+from export.train.finetune import (
+    TokenizedSplit,
+    accuracy_metric,
+    schedule_callbacks,
+    train_and_save,
+    training_arguments,
+)
+from export.train.losses import DistillationModel
 
 # ".layer.N." in a state-dict key: encoder layer N (bert, roberta, electra, mobilebert:
 # encoder.layer.N; distilbert: transformer.layer.N). ALBERT's keys have no layer index.
@@ -141,7 +147,7 @@ def distill(
     stop_at_epoch: float | None = None,
 ) -> Classifier:
     """Trains a student on the teacher's soft labels plus the hard labels, and optionally on its
-    hidden states, attention maps and teacher-labelled augmented text (see :mod:`export.transfer`).
+    hidden states, attention maps and teacher-labelled augmented text (see :mod:`export.train.losses`).
 
     Args:
         teacher: The fine-tuned teacher.

@@ -67,7 +67,7 @@ def convert_with_tensorflow(jobs: Sequence[TfJob], timeout: float = 3600) -> Non
     )
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "export.tflite_tf"],
+            [sys.executable, "-m", "export.convert.tflite_tensorflow"],
             input=payload,
             capture_output=True,
             text=True,

@@ -26,11 +26,11 @@ from transformers import PreTrainedModel
 
 from export.architectures import TOKEN_INPUTS, model_input_names
 from export.artifacts import Artifact, Format
+from export.classifier import Classifier
 from export.config import QuantizeConfig, TfliteConfig, TfliteConverter
+from export.convert.mask_fill import bounded_mask_fill
+from export.convert.tflite_tensorflow import TfJob, convert_with_tensorflow
 from export.errors import ConfigError, ConversionError
-from export.masking import bounded_mask_fill
-from export.models import Classifier
-from export.tflite_tf import TfJob, convert_with_tensorflow
 from quantize.calibration import CalibrationTexts, encode
 from quantize.full_integer import Inputs
 from quantize.tflite import (
@@ -66,7 +66,7 @@ class LogitsOnly(torch.nn.Module):
 
     ``forward`` takes the token inputs by keyword, so the converter names the
     TFLite inputs after them. The mask fill value is bounded around the trace
-    (:func:`export.masking.bounded_mask_fill`), not here.
+    (:func:`export.convert.mask_fill.bounded_mask_fill`), not here.
 
     Args:
         model: A Hugging Face sequence classifier. Put in eval mode (this mutates
@@ -212,9 +212,9 @@ def convert_tflite(
             (one signature each; the weights are stored once).
         quantization: Precision of the written model.
         converter: litert-torch (default), or TensorFlow (the ``tf`` extra; see
-            :mod:`export.tflite_tf`); both write the same signatures.
+            :mod:`export.convert.tflite_tensorflow`); both write the same signatures.
         mask_fill: Additive attention-mask value used instead of the dtype minimum
-            (litert-torch only; see :mod:`export.masking`).
+            (litert-torch only; see :mod:`export.convert.mask_fill`).
 
     Returns:
         ``out_path``.

@@ -19,8 +19,8 @@ from export.errors import ConfigError
 from runtime.classifier import golden_atol
 
 if TYPE_CHECKING:
-    from export.report import Report
-    from export.verify_bundles import Outputs
+    from export.report.document import Report
+    from export.verify.bundles import Outputs
 
 
 @dataclass(frozen=True)

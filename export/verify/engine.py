@@ -6,7 +6,7 @@ match their PyTorch source's logits within the architecture's tolerance; quantiz
 the accuracy gate (``max_drop`` points against their fp32 source), whose failure either fails
 the run or, with ``on_gate_fail = skip``, leaves the artifact out (:func:`apply_gate`).
 
-:mod:`export.verify_bundles` checks bundles already on disk (``python -m export verify``).
+:mod:`export.verify.bundles` checks bundles already on disk (``python -m export verify``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from export.artifacts import Artifact, Format
+from export.classifier import Classifier, torch_logits
 from export.config import VerifyConfig
-from export.data import Split
-from export.latency import Latencies, bundle_latency, latency_key, torch_latency
-from export.models import Classifier, torch_logits
+from export.data.dataset import Split
+from export.verify.latency import Latencies, bundle_latency, latency_key, torch_latency
 from quantize.modes import GateAction
 from runtime import Manifest, TextClassifier
 

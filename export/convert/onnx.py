@@ -16,9 +16,9 @@ import warnings
 from pathlib import Path
 
 from export.artifacts import Artifact, Format
+from export.classifier import Classifier
 from export.config import OnnxConfig, OnnxExporter, QuantizeConfig
 from export.errors import ConfigError, ConversionError
-from export.models import Classifier
 from quantize.calibration import CalibrationTexts, encode
 from quantize.modes import OnnxQuant
 from quantize.onnx import float_matmuls, quantize_onnx
@@ -46,7 +46,7 @@ def export_onnx(
         opset: ONNX opset.
         exporter: optimum-onnx or ``torch.onnx.export(dynamo=True)``.
         mask_fill: If set, the graph fills masked attention positions with this finite
-            value instead of −3.4e38 (see :mod:`export.masking`); for graphs that will be
+            value instead of −3.4e38 (see :mod:`export.convert.mask_fill`); for graphs that will be
             integer-quantized. Float outputs are the same.
 
     Raises:
@@ -105,7 +105,7 @@ def graph_opset(path: Path) -> int:
 def _mask_fill(clf: Classifier, fill: float | None) -> contextlib.AbstractContextManager[None]:
     if fill is None:
         return contextlib.nullcontext()
-    from export.masking import bounded_mask_fill  # noqa: PLC0415 - imports torch
+    from export.convert.mask_fill import bounded_mask_fill  # noqa: PLC0415 - imports torch
 
     # Patches the modelling modules, so it also reaches the copy optimum loads from clf.path.
     return bounded_mask_fill(clf.model, fill)

@@ -16,10 +16,10 @@ import numpy as np
 
 from export.architectures import arch_for
 from export.artifacts import Format
+from export.classifier import Classifier, torch_logits
 from export.errors import ConfigError, DataError, ModelLoadError
-from export.latency import torch_latency
-from export.models import Classifier, torch_logits
-from export.verify import ArtifactResult, apply_gate, latency_figures, run_bundle
+from export.verify.engine import ArtifactResult, apply_gate, latency_figures, run_bundle
+from export.verify.latency import torch_latency
 from quantize.modes import GateAction
 from runtime import Manifest, load_manifest
 

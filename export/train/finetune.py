@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from export.architectures import arch_for
+from export.classifier import Classifier, load_pretrained, save_classifier
 from export.config import FinetuneConfig, ModelConfig
-from export.data import Dataset, Split
-from export.models import Classifier, load_pretrained, save_classifier
+from export.data.dataset import Dataset, Split
 
 log = logging.getLogger(__name__)
 

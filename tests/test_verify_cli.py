@@ -229,7 +229,7 @@ def test_nothing_to_verify_against_is_an_error(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_the_pipeline_report_gets_the_pareto_chart_or_says_why_not(tmp_path: Path, monkeypatch) -> None:
-    from export import charts
+    from export.report import charts
     from export.report.document import Report, write_report
     from export.verify.engine import ArtifactResult
 

@@ -23,11 +23,11 @@ from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
-from export.config import load_config  # noqa: E402
-from export.errors import VerificationError  # noqa: E402
-from export.pipeline import run  # noqa: E402
-from export.report.document import machine, table  # noqa: E402
-from export.verify.engine import ArtifactResult  # noqa: E402
+from export.config import load_config
+from export.errors import VerificationError
+from export.pipeline import run
+from export.report.document import machine, table
+from export.verify.engine import ArtifactResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- quantization:begin -->", "<!-- quantization:end -->"

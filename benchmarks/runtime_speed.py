@@ -25,11 +25,11 @@ from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from export.report.document import machine  # noqa: E402
-from runtime import TextClassifier  # noqa: E402
-from runtime.bench import BenchResult, bench, read_texts  # noqa: E402
+from export.report.document import machine
+from runtime import TextClassifier
+from runtime.bench import BenchResult, bench, read_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
@@ -62,8 +62,8 @@ def peak_gflops() -> tuple[float, str]:
 
 
 def teacher_bench(model_dir: Path, texts: list[str]) -> tuple[BenchResult, float]:
-    import torch  # noqa: PLC0415
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - only the teacher row needs torch; the bundles run without it
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - as torch
 
     torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -113,7 +113,7 @@ def main() -> int:
         for threads in (1, 2):
             clf = TextClassifier.load(d, threads=threads)
             if lengths is None:
-                lengths = [int(clf._tokenizer.encode([t], pad_to=None).attention_mask.sum()) for t in texts]  # noqa: SLF001
+                lengths = [int(clf._tokenizer.encode([t], pad_to=None).attention_mask.sum()) for t in texts]  # noqa: SLF001 - the bundle's own tokenizer
             cfg = teacher_cfg if d.name.startswith("teacher") else student_cfg
             rows.append((bench(clf, texts), cfg))
     peak, peak_how = peak_gflops()
@@ -151,7 +151,7 @@ def main() -> int:
 
 
 def _torch_version() -> str:
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - as in teacher_bench
 
     return torch.__version__
 

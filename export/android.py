@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import normalizers
 
 from export.errors import ExportError
 from runtime.bundle import MANIFEST_NAME, Manifest, load_manifest, seal
@@ -181,7 +182,7 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
 
 def _check_float_logits(model_file: Path, name: str) -> None:
     """The app's LiteRtBackend reads float32 logits; int8 logits (``int8-full-int8-io``) it cannot."""
-    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - the optional tflite extra
 
     try:
         interpreter = Interpreter(model_path=str(model_file))
@@ -240,8 +241,7 @@ def _sample_sentences(sst2_path: Path, n: int, seed: int) -> list[str]:
 
 def _tokenizers(tokenizer_dir: Path, out: Path) -> dict[str, Any]:
     """Hugging Face fast tokenizers per configuration; saves each one's tokenizer.json for Java."""
-    from tokenizers import normalizers  # noqa: PLC0415
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # noqa: PLC0415
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # noqa: PLC0415 - seconds to import; golden files only
 
     source = Path(tokenizer_dir)
     if (source / "tokenizer_config.json").is_file():

@@ -67,7 +67,7 @@ def load_pretrained(name_or_path: str, label_names: tuple[str, ...]) -> tuple[An
         ModelLoadError: the folder or hub id cannot be loaded (offline, typo, not a model).
         UnsupportedArchitectureError: its model_type is not in the architecture table.
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - heavy: loaded when a model is used
 
     source = resolve_model_path(name_or_path)
     local = Path(source).exists()
@@ -111,7 +111,7 @@ def save_classifier(name: str, model: Any, tokenizer: Any, path: Path, label_nam
 
 def load_classifier(name: str, path: Path, label_names: tuple[str, ...]) -> Classifier:
     """Loads a classifier written by :func:`save_classifier`."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - as in load_pretrained
 
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
@@ -125,8 +125,8 @@ def torch_logits(
 
     ``progress``: show a progress bar with this description (long passes, e.g. teacher labels).
     """
-    import torch  # noqa: PLC0415
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - as in load_pretrained
+    from tqdm.auto import tqdm  # noqa: PLC0415 - comes with transformers
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), len(clf.label_names)), dtype=np.float32)

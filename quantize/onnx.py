@@ -78,7 +78,7 @@ def quantize_onnx(
                 _quantize_dynamic(fp32_path, produced)
         except QuantizationError:
             raise
-        except Exception as e:  # noqa: BLE001 - ORT raises many types
+        except Exception as e:  # ORT raises many types; re-raised as QuantizationError
             raise QuantizationError(
                 f"ONNX {mode.value} quantization of {fp32_path.name} failed: {type(e).__name__}: {e}"
             ) from e
@@ -88,8 +88,8 @@ def quantize_onnx(
 
 
 def _quantize_dynamic(fp32_path: Path, out_path: Path) -> None:
-    import onnx  # noqa: PLC0415
-    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 - loaded when quantizing: importing quantize/ stays light
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415 - as onnx
 
     quantize_dynamic(
         fp32_path,
@@ -108,8 +108,8 @@ def _quantize_dynamic(fp32_path: Path, out_path: Path) -> None:
 
 def _quantize_static(fp32_path: Path, out_path: Path, calibration: Sequence[Mapping[str, np.ndarray]]) -> None:
     """Pre-processes (shape inference, basic graph optimisation) and quantizes to QDQ, in ``out_path``'s folder."""
-    import onnx  # noqa: PLC0415
-    from onnxruntime.quantization import (  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 - loaded when quantizing: importing quantize/ stays light
+    from onnxruntime.quantization import (  # noqa: PLC0415 - as onnx
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -200,7 +200,7 @@ def weight_nodes(model: Any) -> list[str]:
 
 def _input_dtypes(model: Any) -> dict[str, type[np.integer]]:
     """Graph input name → the numpy integer type it declares (int64 for Hugging Face exports)."""
-    import onnx  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 - loaded when quantizing: importing quantize/ stays light
 
     initializers = {i.name for i in model.graph.initializer}
     return {
@@ -220,7 +220,7 @@ class _CalibrationReader:
     def __init__(
         self, inputs: Sequence[Mapping[str, np.ndarray]], dtypes: Mapping[str, type[np.integer]], name: str
     ) -> None:
-        from tqdm.auto import tqdm  # noqa: PLC0415
+        from tqdm.auto import tqdm  # noqa: PLC0415 - tqdm comes with the export extra, not onnxruntime
 
         missing = set(dtypes) - set(inputs[0])
         if missing:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from runtime.bench import bench, read_texts
 from runtime.classifier import TextClassifier
 from runtime.errors import GoldenMismatchError, InputError, RuntimeKitError
 
@@ -29,19 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     for p in (predict, selftest):
         p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
         p.add_argument("--threads", type=int, default=1)
-    bench = sub.add_parser("bench", help="per-text latency (p50/p90/p99) and throughput, 1 and N threads")
-    bench.add_argument("bundle", help="bundle directory")
-    bench.add_argument("--texts", type=Path, help=".txt (one per line) or CSV/TSV with a text column")
-    bench.add_argument("--limit", type=int, default=200, help="texts to time (default 200)")
-    bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    bench.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
-    bench.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    timing = sub.add_parser("bench", help="per-text latency (p50/p90/p99) and throughput, 1 and N threads")
+    timing.add_argument("bundle", help="bundle directory")
+    timing.add_argument("--texts", type=Path, help=".txt (one per line) or CSV/TSV with a text column")
+    timing.add_argument("--limit", type=int, default=200, help="texts to time (default 200)")
+    timing.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    timing.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
+    timing.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     return parser
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from runtime.bench import bench, read_texts  # noqa: PLC0415
-
     try:
         counts = [int(t) for t in str(args.threads).split(",")]
     except ValueError:

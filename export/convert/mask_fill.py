@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import transformers.modeling_attn_mask_utils as attn_mask_utils
+import transformers.modeling_utils as modeling_utils
 
 
 class _Finfo:
@@ -63,9 +65,6 @@ def bounded_mask_fill(model: torch.nn.Module, fill: float = -30.0) -> Iterator[N
     """
     if not (fill < 0 and fill > float("-inf")):
         raise ValueError(f"mask fill must be a finite negative number, got {fill!r}")
-    import transformers.modeling_attn_mask_utils as attn_mask_utils  # noqa: PLC0415
-    import transformers.modeling_utils as modeling_utils  # noqa: PLC0415
-
     modules = {modeling_utils, attn_mask_utils}
     for cls in type(model).__mro__:
         module = sys.modules.get(cls.__module__)

@@ -53,7 +53,7 @@ def export_onnx(
         ConversionError: the exporter failed, or its graph does not pass ``onnx.checker``
             or does not take the model's inputs and return ``logits``.
     """
-    import onnx  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-") as tmp:
@@ -64,7 +64,7 @@ def export_onnx(
                     _dynamo_export(clf, produced, opset)
                 else:
                     _optimum_export(clf, Path(tmp), opset)
-        except Exception as e:  # noqa: BLE001 - exporter errors come in many types
+        except Exception as e:  # exporter errors come in many types; re-raised as ConversionError
             raise ConversionError(
                 f"ONNX export of {clf.name} ({clf.model_type}) with {exporter.value} failed: {type(e).__name__}: "
                 f"{_summary(e)}; try another opset (onnx.opset, now {opset}) or onnx.exporter"
@@ -96,7 +96,7 @@ def export_onnx(
 
 def graph_opset(path: Path) -> int:
     """The default-domain (``ai.onnx``) opset an ``.onnx`` file declares."""
-    import onnx  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
     model = onnx.load(str(path), load_external_data=False)
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -112,7 +112,7 @@ def _mask_fill(clf: Classifier, fill: float | None) -> contextlib.AbstractContex
 
 
 def _optimum_export(clf: Classifier, tmp: Path, opset: int) -> None:
-    from optimum.exporters.onnx import main_export  # noqa: PLC0415
+    from optimum.exporters.onnx import main_export  # noqa: PLC0415 - as onnx; optimum imports torch
 
     main_export(
         str(clf.path),
@@ -131,7 +131,7 @@ def _dynamo_export(clf: Classifier, produced: Path, opset: int) -> None:
     ``torch.export.Dim`` s, so both axes stay dynamic. Opsets below 18 (the exporter's
     native one) are reached through ONNX's version converter.
     """
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - as onnx
 
     names = clf.input_names
     # Two rows of different lengths with padding, so no axis is specialised to a constant.
@@ -222,7 +222,7 @@ def to_onnx(
 
 def _static_note(source: Path, texts: int) -> str:
     """What ``int8-static`` decided, for the report."""
-    import onnx  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
     kept = float_matmuls(onnx.load(str(source), load_external_data=False))
     return (

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from export.errors import ConfigError, ConversionError
+from runtime.backends import bucket_signature
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,8 +85,8 @@ def convert_with_tensorflow(jobs: Sequence[TfJob], timeout: float = 3600) -> Non
 
 def convert_fp32(job: TfJob) -> bytes:
     """Converts one checkpoint in this process; needs TensorFlow and transformers' TF classes."""
-    import tensorflow as tf  # noqa: PLC0415
-    from transformers import TFAutoModelForSequenceClassification  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415 - the optional tf extra, in the conversion subprocess only
+    from transformers import TFAutoModelForSequenceClassification  # noqa: PLC0415 - as tensorflow
 
     model = TFAutoModelForSequenceClassification.from_pretrained(str(job.checkpoint), from_pt=True)
     functions = [_bucket_function(tf, model, job.inputs, n) for n in job.lengths]
@@ -96,8 +97,6 @@ def convert_fp32(job: TfJob) -> bytes:
 
 
 def _bucket_function(tf: Any, model: Any, inputs: tuple[str, ...], length: int) -> Any:
-    from runtime.backends import bucket_signature  # noqa: PLC0415
-
     spec = {name: tf.TensorSpec([1, length], tf.int32, name=name) for name in inputs}
 
     def serve(features: dict[str, Any]) -> dict[str, Any]:

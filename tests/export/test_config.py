@@ -1,0 +1,72 @@
+"""Configuration: defaults, TOML and ``--set`` overrides parsed; bad keys and values refused with
+one clear error saying what was received and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from export.config import PipelineConfig, Refit, StudentKind, load_config
+from export.errors import ConfigError
+from quantize.modes import TfliteQuant
+from tests.builders import REPO, write_file
+
+
+def test_defaults_and_overrides(tmp_path: Path) -> None:
+    toml = write_file(tmp_path / "c.toml", '[finetune]\nepochs = 3\n[distill]\nstudent = "same-arch"\n')
+    cfg = load_config(toml, ["data.max_length=128", "tflite.precisions=fp32,fp16", "verify.max_drop=0.5"])
+    assert cfg.finetune.epochs == 3.0 and cfg.distill.student is StudentKind.SAME_ARCH
+    assert cfg.data.max_length == 128 and cfg.verify.max_drop == 0.5
+    assert cfg.tflite.precisions == (TfliteQuant.FP32, TfliteQuant.FP16)
+    assert load_config() == PipelineConfig()
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("finetune.epoch=3", "unknown config key finetune.epoch"),
+        ("nosuch.key=1", "unknown config key nosuch"),
+        ("data.max_length=4", "data.max_length=4 is invalid; allowed: 8..512"),
+        ("distill.student=tinybert", "allowed: distilbert, same-arch"),
+        ("finetune.batch_size=big", "finetune.batch_size='big' is invalid"),
+        ("tflite.precisions=fp16", "includes fp32"),
+        ("data.encoding=klingon", "not a known codec"),
+        ("novalue", "section.key=value"),
+    ],
+)
+def test_bad_config_is_refused(override: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=None) as e:
+        load_config(None, [override])
+    assert needle in str(e.value), str(e.value)
+
+
+def test_bad_toml_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write_file(tmp_path / "bad.toml", "[data\n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples").glob("*.toml")), ids=str)
+def test_every_example_config_loads(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.out != Path("out") or path.name == "default.toml", f"{path.name} would write into the default ./out"
+
+
+def test_refit_values_are_checked() -> None:
+    assert load_config(None, ["finetune.refit=except-eval"]).finetune.refit is Refit.EXCEPT_EVAL
+    assert load_config(None, []).finetune.refit is Refit.ALL
+    with pytest.raises(ConfigError, match="finetune.refit='yes' is invalid; allowed: all, except-eval, off"):
+        load_config(None, ["finetune.refit=yes"])
+
+
+def test_bad_gate_action_or_thread_counts_in_the_config_say_what_is_allowed() -> None:
+    from export.config import load_config
+    from export.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"verify.on_gate_fail='maybe' is invalid; allowed: fail, skip"):
+        load_config(None, ["verify.on_gate_fail=maybe"])
+    with pytest.raises(ConfigError, match=r"verify.latency_threads=\(1, 0\) is invalid; allowed: one or more"):
+        load_config(None, ["verify.latency_threads=1,0"])
+    assert load_config(None, ["verify.latency_threads=4,1"]).verify.latency_threads == (4, 1)

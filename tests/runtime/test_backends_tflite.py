@@ -31,7 +31,7 @@ def test_signature_is_read_by_name(tflite: TinyBundle) -> None:
     # litert-torch lists signature inputs sorted, not in forward() order.
     assert backend.input_names == ("attention_mask", "input_ids", "token_type_ids")
     assert backend.fixed_length == 16
-    assert backend._dtypes["input_ids"] == np.int32  # int64 I/O is downcast by the converter
+    assert backend._dtypes["input_ids"] == np.int32  # noqa: SLF001 - int64 I/O is downcast by the converter
 
 
 def test_logits_match_torch_one_invoke_per_row(tflite: TinyBundle) -> None:

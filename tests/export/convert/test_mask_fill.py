@@ -15,7 +15,7 @@ def test_bounded_fill_changes_nothing_at_minus_30_and_is_really_applied(arch: st
     model = tiny_model(arch)
     if attn == "eager":  # the attention class is chosen at construction: rebuild
         config = model.config
-        config._attn_implementation = "eager"
+        config._attn_implementation = "eager"  # noqa: SLF001 - transformers has no public setter
         state = model.state_dict()
         model = type(model)(config).eval()
         model.load_state_dict(state)

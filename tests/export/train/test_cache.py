@@ -23,7 +23,7 @@ from export.train.cache import (
 from tests.builders import tiny_cfg
 
 
-class Interrupted(Exception):
+class Interrupted(Exception):  # noqa: N818 - a simulated kill, not an error
     pass
 
 
@@ -36,7 +36,7 @@ def test_stages_resume_after_an_interruption_and_reuse_finished_work(
     import export.train.finetune as train_module
 
     class StopAfterFirstSave(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        def on_save(self, args, state, control, **kwargs):
             raise Interrupted(f"stopped after saving step {state.global_step}")
 
     cfg = tiny_cfg(tiny_bert_dir, tmp_path)

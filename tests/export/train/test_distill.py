@@ -40,10 +40,10 @@ def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_p
     cfg = DistillConfig(
         num_layers=1, hidden_weight=1.0, attention_weight=1.0, augment=1, max_steps=3, batch_size=8, learning_rate=1e-3
     )
-    before = teacher.model.config._attn_implementation
+    before = teacher.model.config._attn_implementation  # noqa: SLF001 - transformers has no public getter
     student = distill(teacher, data, cfg, tmp_path / "s", max_length=16, seed=0)
     assert student.model_type == "distilbert" and student.model.config.num_hidden_layers == 1
-    assert teacher.model.config._attn_implementation == before, "teacher's attention kernels not restored"
+    assert teacher.model.config._attn_implementation == before, "teacher's attention kernels not restored"  # noqa: SLF001
     info = json.loads((student.path / "training.json").read_text())
     assert info["steps"] == 3, info
     with pytest.raises(ConfigError, match="vocabulary"):

@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Lint and types first: seconds, and a failure here needs no model to explain it.
+echo "== ruff check . (rules: pyproject.toml [tool.ruff.lint])"
+.venv/bin/python -m ruff check .
+echo "== mypy (strict: runtime/, export/config.py, quantize/modes.py; pyproject.toml [tool.mypy])"
+.venv/bin/python -m mypy
 export USE_TF=0
 # tests/test_android_core.py compiles and runs the Android demo's Java core with Debian's JUnit 5
 # (it needs a JDK 17: javac and java). Installed with apt-get when missing: as root directly, else
@@ -20,4 +25,5 @@ if [ ! -f "$JUNIT" ] || ! command -v javac >/dev/null 2>&1; then
              "install them by hand: the Java core test fails under CI=true and is skipped otherwise" >&2
     fi
 fi
+echo "== pytest"
 .venv/bin/python -m pytest -q "$@"

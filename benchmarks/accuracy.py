@@ -44,14 +44,16 @@ from recipes import eval_accuracy, nested_stages
 
 os.environ.setdefault("USE_TF", "0")
 
-from export.classifier import torch_logits  # noqa: E402
-from export.config import PipelineConfig, load_config  # noqa: E402
-from export.data.dataset import load_data  # noqa: E402
-from export.errors import VerificationError  # noqa: E402
-from export.pipeline import run  # noqa: E402
-from export.report.document import machine, table  # noqa: E402
-from export.train.cache import student_stage, teacher_stage  # noqa: E402
-from export.verify.engine import ArtifactResult  # noqa: E402
+import numpy as np
+
+from export.classifier import torch_logits
+from export.config import PipelineConfig, load_config
+from export.data.dataset import load_data
+from export.errors import VerificationError
+from export.pipeline import run
+from export.report.document import machine, table
+from export.train.cache import student_stage, teacher_stage
+from export.verify.engine import ArtifactResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
@@ -75,7 +77,7 @@ ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 def ablation_rows(cfg: PipelineConfig, epochs: float) -> list[dict[str, Any]]:
     """Trains (or reuses) each ablation's student for ``epochs`` and scores it on the eval split."""
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.seed)
     teacher = teacher_stage(cfg, data)
     n = cfg.data.max_length
     t_pred = torch_logits(teacher.model, data.eval.texts, n).argmax(-1)
@@ -125,9 +127,9 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def nested_rows(cfg: PipelineConfig, seeds: list[int], student_seeds: list[int] = ()) -> list[dict[str, Any]]:
     """Trains (or reuses) every model of the nested measurement for each training seed and scores
-    it on the eval sentences; the split stays the same (``data.seed``). Each of ``student_seeds``
+    it on the eval sentences; the split stays the same (loaded once, with the configured ``seed``). Each of ``student_seeds``
     adds the two students trained with that seed from the first seed's teachers."""
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.seed)
     runs = [(str(s), dataclasses.replace(cfg, seed=s), None) for s in seeds]
     runs += [(f"{seeds[0]}, student {s}", dataclasses.replace(cfg, seed=seeds[0]), s) for s in student_seeds]
     rows = []
@@ -157,8 +159,6 @@ def nested_rows(cfg: PipelineConfig, seeds: list[int], student_seeds: list[int] 
 
 def paired(rows: list[dict[str, Any]], seed: str, a: str, b: str) -> tuple[float, float]:
     """Accuracy difference a − b (points) on the same eval texts and its paired standard error."""
-    import numpy as np  # noqa: PLC0415
-
     by = {r["name"]: np.asarray(r["correct"], dtype=float) for r in rows if r["seed"] == seed}
     d = by[a] - by[b]
     return float(d.mean() * 100), float(d.std(ddof=1) / len(d) ** 0.5 * 100)
@@ -167,8 +167,6 @@ def paired(rows: list[dict[str, Any]], seed: str, a: str, b: str) -> tuple[float
 def paired_across(rows: list[dict[str, Any]], seeds: list[str], a: str, b: str) -> tuple[float, float]:
     """Accuracy difference a − b (points) averaged over ``seeds``, and its standard error over the
     eval texts (each text's difference averaged over the seeds first: the seeds share the texts)."""
-    import numpy as np  # noqa: PLC0415
-
     by = {(r["seed"], r["name"]): np.asarray(r["correct"], dtype=float) for r in rows}
     d = np.mean([by[seed, a] - by[seed, b] for seed in seeds], axis=0)
     return float(d.mean() * 100), float(d.std(ddof=1) / len(d) ** 0.5 * 100)

@@ -23,11 +23,11 @@ from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
-from export.classifier import torch_logits  # noqa: E402
-from export.config import load_config  # noqa: E402
-from export.data.dataset import load_data  # noqa: E402
-from export.report.document import machine  # noqa: E402
-from export.train.cache import teacher_stage  # noqa: E402
+from export.classifier import torch_logits
+from export.config import load_config
+from export.data.dataset import load_data
+from export.report.document import machine
+from export.train.cache import teacher_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- adapt:begin -->", "<!-- adapt:end -->"
@@ -42,9 +42,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.chdir(ROOT)
     cfg = load_config(args.config, [f"out={args.out}"])
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.seed)
     # Unlabelled pool: the training split without the sample cap (validation and eval excluded).
-    pool = load_data(dataclasses.replace(cfg.data, max_train_samples=None)).train.texts
+    pool = load_data(dataclasses.replace(cfg.data, max_train_samples=None), cfg.seed).train.texts
     texts = Path(f"{args.out}.unlabelled.txt")
     texts.parent.mkdir(parents=True, exist_ok=True)
     texts.write_text("\n".join(" ".join(t.split()) for t in pool) + "\n", encoding=cfg.data.encoding)

@@ -28,17 +28,18 @@ from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
-import numpy as np  # noqa: E402
+import numpy as np
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from export.classifier import resolve_model_path, save_classifier  # noqa: E402
-from export.config import BUNDLED_MINILM, StudentKind, TfliteConfig  # noqa: E402
-from export.convert.bundle import make_bundle  # noqa: E402
-from export.convert.tflite import to_tflite  # noqa: E402
-from export.report.document import machine  # noqa: E402
-from export.train.distill import build_student  # noqa: E402
-from quantize.modes import TfliteQuant  # noqa: E402
-from runtime import TextClassifier  # noqa: E402
-from runtime.bench import read_texts  # noqa: E402
+from export.classifier import resolve_model_path, save_classifier
+from export.config import BUNDLED_MINILM, StudentKind, TfliteConfig
+from export.convert.bundle import make_bundle
+from export.convert.tflite import to_tflite
+from export.report.document import machine
+from export.train.distill import build_student
+from quantize.modes import TfliteQuant
+from runtime import TextClassifier
+from runtime.bench import read_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
@@ -56,8 +57,6 @@ def token_counts(tokenizer: object, texts: list[str]) -> np.ndarray:
 
 def build_bundles(work: Path) -> tuple[dict[tuple[str, str], Path], dict[str, int]]:
     """(layout, precision) -> bundle dir, for layouts "buckets" and "pad128"; and file sizes."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     source = resolve_model_path(BUNDLED_MINILM)
     tok = AutoTokenizer.from_pretrained(source)
     teacher = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2).eval()
@@ -65,7 +64,7 @@ def build_bundles(work: Path) -> tuple[dict[tuple[str, str], Path], dict[str, in
     clf = save_classifier("student", student, tok, work / "student", ("negative", "positive"))
     bundles, sizes = {}, {}
     for layout, buckets in (("buckets", BUCKETS), ("pad128", ())):
-        cfg = TfliteConfig(precisions=PRECISIONS, buckets=buckets)
+        cfg = TfliteConfig(quantize=PRECISIONS[1:], buckets=buckets)
         for art in to_tflite(clf, cfg, work / layout, seq_len=MAX_LENGTH):
             bundle = work / "bundles" / f"{layout}-{art.precision}"
             sizes[f"{layout}-{art.precision}"] = art.path.stat().st_size
@@ -116,8 +115,6 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=40, help="invokes per signature for the model latency")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    from transformers import AutoTokenizer
-
     texts = read_texts(args.data)
     counts = token_counts(AutoTokenizer.from_pretrained(resolve_model_path(BUNDLED_MINILM)), texts)
     fitted = np.minimum(counts, MAX_LENGTH)

@@ -22,15 +22,15 @@ from bench_md import write_section
 
 os.environ.setdefault("USE_TF", "0")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling  # noqa: E402
+import numpy as np
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
-from export.classifier import resolve_model_path  # noqa: E402
-from export.config import BUNDLED_MINILM, load_config  # noqa: E402
-from export.data.dataset import load_data  # noqa: E402
-from export.report.document import machine  # noqa: E402
-from export.train.adapt import masked_lm_loss  # noqa: E402
+from export.classifier import resolve_model_path
+from export.config import BUNDLED_MINILM, load_config
+from export.data.dataset import load_data
+from export.report.document import machine
+from export.train.adapt import masked_lm_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- mlm-step:begin -->", "<!-- mlm-step:end -->"
@@ -44,7 +44,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.chdir(ROOT)
     cfg = load_config(ROOT / "examples" / "default.toml")
-    texts = list(load_data(cfg.data).train.texts)
+    texts = list(load_data(cfg.data, cfg.seed).train.texts)
     path = resolve_model_path(BUNDLED_MINILM)
     tok = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(0)

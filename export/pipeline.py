@@ -8,18 +8,19 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from export.artifacts import Artifact, Format
 from export.classifier import Classifier, correct_predictions
 from export.config import PipelineConfig, Refit, to_dict
 from export.convert.bundle import finish_bundle, golden_examples, make_bundle
-from export.convert.onnx import to_onnx
-from export.convert.tflite import to_tflite
+from export.convert.onnx import quantized_onnx, to_onnx
+from export.convert.tflite import quantized_tflite, to_tflite
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report
@@ -48,63 +49,36 @@ def run(cfg: PipelineConfig) -> Report:
     """
     started = time.perf_counter()
     check_output_dir(cfg.out, cfg.overwrite)
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.seed)
     for note in data.notes:
         log.info("data: %s", note)
-    n = cfg.data.max_length
+    max_length = cfg.data.max_length
     times: dict[str, float] = {}
     stage = functools.partial(timed, times)
     with staging_dir(cfg.out) as work:
-        with stage("finetune" if not cfg.adapt.enabled else "adapt+finetune"):
-            trained = teacher_stage(cfg, data)
-        with stage("distill"):
-            distilled = student_stage(cfg, data, trained)
-        selection = selection_run(cfg, data, trained, distilled)
-        if cfg.finetune.refit is not Refit.OFF:
-            with stage("refit"):
-                trained = refit_teacher_stage(cfg, data, trained)
-                distilled = refit_student_stage(cfg, data, trained, distilled)
-        teacher = ship_model(trained.model, work / "models")
-        student = ship_model(distilled.model, work / "models")
-        calibration = draw_texts(
-            data.train.texts,
-            cfg.quantize.calibration_samples,
-            cfg.quantize.sensitivity_samples,
-            cfg.seed,
-            like=data.validation.texts,  # lengths like deployment text (only their word counts are used)
-        )
-        with stage("export"):
-            exported = to_onnx(
-                [student, teacher] if cfg.onnx.teacher else [student],
-                cfg.onnx,
-                work / "artifacts",
-                calibration=calibration,
-                quant=cfg.quantize,
-                max_length=n,
-            )
-            if cfg.tflite.enabled:
-                exported += to_tflite(
-                    student, cfg.tflite, work / "artifacts", seq_len=n, calibration=calibration, quant=cfg.quantize
-                )
+        trained = train(cfg, data, stage)
+        teacher, student = (ship_model(r.model, work / "models") for r in (trained.teacher, trained.student))
         models = {m.name: m for m in (teacher, student)}
-        bundles = {a.name: work / "bundles" / a.name for a in exported}
-        for a in exported:
-            make_bundle(a, models[a.model], bundles[a.name], n)
+        with stage("convert"):
+            fp32 = convert(cfg, teacher, student, work / "artifacts")
+        with stage("quantize"):
+            quantized = quantize(cfg, data, models, fp32, work / "artifacts")
+        exported = in_report_order(fp32, quantized)
+        bundles = make_bundles(exported, models, work / "bundles", max_length)
         with stage("verify"):
-            results, logits = verify([teacher, student], exported, bundles, data.eval, cfg.verify, n)
-        kept = ship_verified(results, bundles, logits, models, data, cfg.verify.golden_examples, n)
+            results, logits = verify([teacher, student], exported, bundles, data.eval, cfg.verify, max_length)
+        kept = ship_verified(results, bundles, logits, models, data, cfg.verify.golden_examples, max_length)
         shutil.rmtree(work / "models" / "checkpoints", ignore_errors=True)
         shutil.rmtree(work / "artifacts", ignore_errors=True)
         times["total"] = round(time.perf_counter() - started, 1)
-        training = {r.model.name: r.summary() for r in (trained, distilled)}
         report = Report(
             tuple(results),
             data.summary(),
             to_dict(cfg),
             dict(times),
             tuple(kept),
-            training=training,
-            selection=selection,
+            training={r.model.name: r.summary() for r in (trained.teacher, trained.student)},
+            selection=trained.selection,
         )
         write_report(report, work)
     if not report.passed:
@@ -112,15 +86,106 @@ def run(cfg: PipelineConfig) -> Report:
     return report
 
 
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The training step's result: the models to ship (the refit ones unless ``refit = off``) and
+    what the selection run measured."""
+
+    teacher: StageResult
+    student: StageResult
+    selection: dict[str, Any]
+
+
+def train(cfg: PipelineConfig, data: Dataset, stage: Callable[[str], AbstractContextManager[None]]) -> Trained:
+    """Fine-tunes the teacher (after domain adaptation when configured) and distills the student
+    on the train split, keeping the best validation check (the selection run), then refits both
+    on more rows up to the epochs validation chose, unless ``finetune.refit = off``. Every stage
+    is cached and resumable (:mod:`export.train.cache`)."""
+    with stage("finetune" if not cfg.adapt.enabled else "adapt+finetune"):
+        teacher = teacher_stage(cfg, data)
+    with stage("distill"):
+        student = student_stage(cfg, data, teacher)
+    selection = selection_run(cfg, data, teacher, student)
+    if cfg.finetune.refit is not Refit.OFF:
+        with stage("refit"):
+            refit_teacher = refit_teacher_stage(cfg, data, teacher)
+            student = refit_student_stage(cfg, data, refit_teacher, student)
+            teacher = refit_teacher
+    return Trained(teacher, student, selection)
+
+
+def convert(cfg: PipelineConfig, teacher: Classifier, student: Classifier, out_dir: Path) -> list[Artifact]:
+    """The fp32 exports: ONNX of the student (and of the teacher when ``onnx.teacher``), TFLite of
+    the student when ``tflite.enabled``."""
+    fp32 = to_onnx([student, teacher] if cfg.onnx.teacher else [student], cfg.onnx, out_dir)
+    if cfg.tflite.enabled:
+        fp32.append(
+            to_tflite(student, cfg.tflite, out_dir, max_length=cfg.data.max_length, mask_fill=cfg.quantize.mask_fill)
+        )
+    return fp32
+
+
+def quantize(
+    cfg: PipelineConfig, data: Dataset, models: dict[str, Classifier], fp32: list[Artifact], out_dir: Path
+) -> list[Artifact]:
+    """Every quantized artifact (``onnx.quantize``, ``tflite.quantize``) made from the fp32 exports;
+    the calibrated modes calibrate on training texts (never eval), with lengths like the
+    validation texts'."""
+    calibration = draw_texts(
+        data.train.texts,
+        cfg.quantize.calibration_samples,
+        cfg.quantize.sensitivity_samples,
+        cfg.seed,
+        like=data.validation.texts,  # lengths like deployment text (only their word counts are used)
+    )
+    onnx_fp32 = [a for a in fp32 if a.format is Format.ONNX]
+    quantized = quantized_onnx(
+        [models[a.model] for a in onnx_fp32],
+        onnx_fp32,
+        cfg.onnx,
+        out_dir,
+        calibration=calibration,
+        quant=cfg.quantize,
+        max_length=cfg.data.max_length,
+    )
+    for a in (a for a in fp32 if a.format is Format.TFLITE):
+        quantized += quantized_tflite(
+            models[a.model],
+            a,
+            cfg.tflite,
+            out_dir,
+            max_length=cfg.data.max_length,
+            calibration=calibration,
+            quant=cfg.quantize,
+        )
+    return quantized
+
+
+def in_report_order(fp32: list[Artifact], quantized: list[Artifact]) -> list[Artifact]:
+    """Each fp32 artifact followed by the artifacts quantized from it: the order of the report."""
+    return [a for f in fp32 for a in (f, *(q for q in quantized if q.source == f.name))]
+
+
+def make_bundles(
+    artifacts: list[Artifact], models: dict[str, Classifier], out_dir: Path, max_length: int
+) -> dict[str, Path]:
+    """A bundle folder per artifact (model file, tokenizer, manifest); verification adds metrics
+    and golden examples to those that pass (:func:`ship_verified`)."""
+    bundles = {a.name: out_dir / a.name for a in artifacts}
+    for a in artifacts:
+        make_bundle(a, models[a.model], bundles[a.name], max_length)
+    return bundles
+
+
 def selection_run(cfg: PipelineConfig, data: Dataset, teacher: StageResult, student: StageResult) -> dict[str, Any]:
     """What the selection run measured, for the report: each model's accuracy on the eval split
     (never trained on by these models), its best validation check and the epoch of it; which rows
     the shipped models train on; and whether the verify table's accuracy is on unseen rows."""
-    n = cfg.data.max_length
+    max_length = cfg.data.max_length
     refit = cfg.finetune.refit
     models = {}
     for name, stage in (("teacher", teacher), ("student", student)):
-        correct = correct_predictions(stage.model, data.eval.texts, data.eval.labels, n)
+        correct = correct_predictions(stage.model, data.eval.texts, data.eval.labels, max_length)
         summary = stage.summary()
         models[name] = {
             "eval_accuracy": float(correct.mean()),

@@ -163,8 +163,29 @@ def _summary(e: BaseException) -> str:
     return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:400]
 
 
-def to_onnx(
+def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Artifact]:
+    """Exports each model to fp32 ONNX (``{name}-onnx-fp32.onnx``); :func:`quantized_onnx` makes
+    the quantized ones from these.
+
+    Args:
+        models: The classifiers (student, and the teacher when configured).
+        cfg: The ``[onnx]`` configuration (exporter, opset).
+        out_dir: Where the ``.onnx`` files go.
+
+    Raises:
+        ConversionError: an export failed.
+    """
+    artifacts = []
+    for clf in models:
+        name = f"{clf.name}-onnx-fp32"
+        path = export_onnx(clf, out_dir / f"{name}.onnx", cfg.opset, cfg.exporter)
+        artifacts.append(Artifact(name, path, Format.ONNX, "fp32", clf.name, clf.name, opset=cfg.opset))
+    return artifacts
+
+
+def quantized_onnx(
     models: list[Classifier],
+    fp32: list[Artifact],
     cfg: OnnxConfig,
     out_dir: Path,
     *,
@@ -172,7 +193,7 @@ def to_onnx(
     quant: QuantizeConfig = _DEFAULT_QUANTIZE,
     max_length: int = 128,
 ) -> list[Artifact]:
-    """Exports each model to fp32 ONNX, then quantizes it in every configured mode.
+    """Quantizes each model's fp32 export (from :func:`to_onnx`) in every mode of ``cfg.quantize``.
 
     ``int8-static`` quantizes a second export of the model, made with the attention mask
     filled with ``quant.mask_fill`` rather than −3.4e38 (same float outputs; a constant an
@@ -180,16 +201,17 @@ def to_onnx(
     the model's own tokenizer, one unpadded text at a time as the runtime runs them.
 
     Args:
-        models: The classifiers (student, and the teacher when configured).
-        cfg: The ``[onnx]`` configuration.
-        out_dir: Where the ``.onnx`` files go.
+        models: The classifiers that ``fp32`` was exported from.
+        fp32: Their fp32 ONNX artifacts.
+        cfg: The ``[onnx]`` configuration (modes, opset, exporter for the bounded export).
+        out_dir: Where the quantized ``.onnx`` files go.
         calibration: Texts drawn from the training split; needed for ``int8-static``.
         quant: The ``[quantize]`` configuration (mask fill).
         max_length: Truncation length for the calibration texts.
 
     Raises:
         ConfigError: ``int8-static`` is configured but no calibration texts are given.
-        ConversionError: an export or a quantization failed.
+        ConversionError: a quantization (or the bounded export) failed.
     """
     static = OnnxQuant.STATIC_INT8 in cfg.quantize
     if static and (calibration is None or not calibration.calibration):
@@ -198,16 +220,14 @@ def to_onnx(
             "given; pass calibration=draw_texts(...) (the pipeline draws quantize.calibration_samples training "
             "texts) or remove it from onnx.quantize"
         )
+    sources = {a.model: a for a in fp32 if a.precision == "fp32"}
     artifacts: list[Artifact] = []
     for clf in models:
-        fp32_name = f"{clf.name}-onnx-fp32"
-        path = export_onnx(clf, out_dir / f"{fp32_name}.onnx", cfg.opset, cfg.exporter)
-        fp32 = Artifact(fp32_name, path, Format.ONNX, "fp32", clf.name, clf.name, opset=cfg.opset)
-        artifacts.append(fp32)
+        source_artifact = sources[clf.name]
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".onnx-bounded-") as tmp:
             for mode in cfg.quantize:
                 name = f"{clf.name}-onnx-{mode.value}"
-                source, inputs, notes = path, None, ()
+                source, inputs, notes = source_artifact.path, None, ()
                 if mode is OnnxQuant.STATIC_INT8 and calibration is not None:
                     source = export_onnx(clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill)
                     encoded = encode(clf.tokenizer, calibration.calibration, clf.input_names, max_length)
@@ -215,7 +235,16 @@ def to_onnx(
                     notes = (_static_note(source, len(inputs)),)
                 qpath = quantize_onnx(source, out_dir / f"{name}.onnx", mode, inputs)
                 artifacts.append(
-                    Artifact(name, qpath, Format.ONNX, mode.value, clf.name, fp32_name, opset=cfg.opset, notes=notes)
+                    Artifact(
+                        name,
+                        qpath,
+                        Format.ONNX,
+                        mode.value,
+                        clf.name,
+                        source_artifact.name,
+                        opset=cfg.opset,
+                        notes=notes,
+                    )
                 )
     return artifacts
 

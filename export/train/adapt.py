@@ -24,6 +24,7 @@ from export.classifier import resolve_model_path
 from export.config import AdaptConfig
 from export.data.dataset import read_rows
 from export.errors import DataError, ModelLoadError
+from export.train.trainer import last_checkpoint, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _selected_rows(decoder: Any, selected: Any) -> Any:
     """A module that stands in for a model's output-embedding layer and applies it to the
     ``selected`` positions only. It holds the real layer, so weight tying and the head's ``bias``
     stay what they were; ``masked_lm_loss`` swaps it in for one forward pass."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     class SelectedRows(torch.nn.Module):
         def __init__(self) -> None:
@@ -74,7 +75,7 @@ def masked_lm_loss(model: Any, inputs: dict[str, Any], module: Any = None) -> An
         inputs: ``input_ids``, ``attention_mask``, ... and ``labels`` (-100 where not masked).
         module: The masked-LM model itself, whose output embeddings are swapped (default ``model``).
     """
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     module = model if module is None else module
     inputs = dict(inputs)
@@ -142,15 +143,13 @@ def adapt(
     Returns:
         The folder of the adapted model (MLM head included; fine-tuning drops it).
     """
-    from transformers import (  # noqa: PLC0415
+    from transformers import (  # noqa: PLC0415 - heavy: loaded when training, not on import
         AutoModelForMaskedLM,
         AutoTokenizer,
         DataCollatorForLanguageModeling,
         Trainer,
         set_seed,
     )
-
-    from export.train.finetune import last_checkpoint, training_arguments  # noqa: PLC0415
 
     set_seed(seed)
     source = resolve_model_path(name_or_path)
@@ -161,18 +160,7 @@ def adapt(
         raise ModelLoadError(f"adapt: cannot load {name_or_path!r} as a masked language model: {e}") from None
     texts = list(texts)[: cfg.max_samples] if cfg.max_samples else list(texts)
     log.info("adapt: masked-language-model training on %d unlabelled texts", len(texts))
-    args = training_arguments(
-        workdir / "checkpoints" / "adapted",
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        max_steps=-1,
-        seed=seed,
-        evaluate=False,
-        weight_decay=0.01,
-        warmup_ratio=0.06,
-        group_by_length=True,  # batches of similar length: little padding (short texts pad to the batch's longest)
-    )
+    args = training_arguments(cfg, workdir / "checkpoints" / "adapted", seed=seed, evaluate=False)
     trainer = _masked_lm_trainer(Trainer)(
         model=model,
         args=args,

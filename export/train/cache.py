@@ -49,7 +49,7 @@ def train_worker(cfg: PipelineConfig) -> None:
     """What a non-main process of a multi-process launch runs: the training stages, in step with
     the main process (the Trainer shares gradients over them); the main process alone saves models
     and does everything after training."""
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.seed)
     teacher = teacher_stage(cfg, data)
     student = student_stage(cfg, data, teacher)
     if cfg.finetune.refit is not Refit.OFF:
@@ -139,14 +139,16 @@ def teacher_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
     """Fine-tunes the teacher on the train split, keeping the best check on validation (the
     selection run), after domain adaptation when ``adapt.enabled``; or reuses / resumes it from
     ``cfg.checkpoint_dir``."""
-    n = cfg.data.max_length
+    max_length = cfg.data.max_length
     model_cfg, upstream = _starting_point(cfg, data)
-    key = fingerprint("teacher", cfg.model, _selection_settings(cfg), cfg.seed, data_fingerprint(data, n), *upstream)
+    key = fingerprint(
+        "teacher", cfg.model, _selection_settings(cfg), cfg.seed, data_fingerprint(data, max_length), *upstream
+    )
     return cached_stage(
         cfg,
         "teacher",
         key,
-        lambda d: finetune(model_cfg, data, cfg.finetune, d, max_length=n, seed=cfg.seed),
+        lambda d: finetune(model_cfg, data, cfg.finetune, d, max_length=max_length, seed=cfg.seed),
         data.label_names,
     )
 
@@ -154,13 +156,13 @@ def teacher_stage(cfg: PipelineConfig, data: Dataset) -> StageResult:
 def student_stage(cfg: PipelineConfig, data: Dataset, teacher: StageResult) -> StageResult:
     """Distills the student from ``teacher`` on the train split, keeping the best check on
     validation, or reuses / resumes it from ``cfg.checkpoint_dir``."""
-    n = cfg.data.max_length
-    key = fingerprint("student", teacher.fingerprint, cfg.distill, cfg.seed, data_fingerprint(data, n))
+    max_length = cfg.data.max_length
+    key = fingerprint("student", teacher.fingerprint, cfg.distill, cfg.seed, data_fingerprint(data, max_length))
     return cached_stage(
         cfg,
         "student",
         key,
-        lambda d: distill(teacher.model, data, cfg.distill, d, max_length=n, seed=cfg.seed),
+        lambda d: distill(teacher.model, data, cfg.distill, d, max_length=max_length, seed=cfg.seed),
         data.label_names,
     )
 
@@ -173,16 +175,16 @@ def refit_teacher_stage(cfg: PipelineConfig, data: Dataset, selection: StageResu
     Raises:
         ConfigError: ``finetune.refit = off`` (there is nothing to refit).
     """
-    n = cfg.data.max_length
+    max_length = cfg.data.max_length
     rows = _refit_data(cfg, data)
     model_cfg, upstream = _starting_point(cfg, data)
     epoch = selection.chosen_epoch
-    key = fingerprint("teacher-refit", selection.fingerprint, epoch, data_fingerprint(rows, n), *upstream)
+    key = fingerprint("teacher-refit", selection.fingerprint, epoch, data_fingerprint(rows, max_length), *upstream)
     return cached_stage(
         cfg,
         "teacher",
         key,
-        lambda d: finetune(model_cfg, rows, cfg.finetune, d, max_length=n, seed=cfg.seed, stop_at_epoch=epoch),
+        lambda d: finetune(model_cfg, rows, cfg.finetune, d, max_length=max_length, seed=cfg.seed, stop_at_epoch=epoch),
         data.label_names,
         folder="teacher-refit",
     )
@@ -193,15 +195,19 @@ def refit_student_stage(
 ) -> StageResult:
     """Distills the student again from the refit ``teacher`` on :meth:`Dataset.refit_rows`, up to
     the epoch whose check the selection student (``selection``) kept. Nothing is validated."""
-    n = cfg.data.max_length
+    max_length = cfg.data.max_length
     rows = _refit_data(cfg, data)
     epoch = selection.chosen_epoch
-    key = fingerprint("student-refit", teacher.fingerprint, cfg.distill, cfg.seed, epoch, data_fingerprint(rows, n))
+    key = fingerprint(
+        "student-refit", teacher.fingerprint, cfg.distill, cfg.seed, epoch, data_fingerprint(rows, max_length)
+    )
     return cached_stage(
         cfg,
         "student",
         key,
-        lambda d: distill(teacher.model, rows, cfg.distill, d, max_length=n, seed=cfg.seed, stop_at_epoch=epoch),
+        lambda d: distill(
+            teacher.model, rows, cfg.distill, d, max_length=max_length, seed=cfg.seed, stop_at_epoch=epoch
+        ),
         data.label_names,
         folder="student-refit",
     )

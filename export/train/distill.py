@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from export.architectures import model_input_names
 from export.classifier import Classifier, load_pretrained, torch_logits
@@ -21,14 +22,14 @@ from export.config import DistillConfig, StudentKind
 from export.data.dataset import Dataset, Split
 from export.errors import ConfigError
 from export.train.augment import augment_texts
-from export.train.finetune import (
+from export.train.losses import DistillationModel
+from export.train.trainer import (
     TokenizedSplit,
     accuracy_metric,
     schedule_callbacks,
     train_and_save,
     training_arguments,
 )
-from export.train.losses import DistillationModel
 
 # ".layer.N." in a state-dict key: encoder layer N (bert, roberta, electra, mobilebert:
 # encoder.layer.N; distilbert: transformer.layer.N). ALBERT's keys have no layer index.
@@ -73,7 +74,7 @@ def build_student(teacher: Any, kind: StudentKind, num_layers: int | None) -> An
     layers = teacher_layers(tcfg.num_hidden_layers, n)
     if kind is StudentKind.DISTILBERT:
         return _distilbert_from_bert(teacher, layers)
-    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415
+    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     scfg = copy.deepcopy(tcfg)
     scfg.num_hidden_layers = n
@@ -90,8 +91,7 @@ def build_student(teacher: Any, kind: StudentKind, num_layers: int | None) -> An
 
 
 def _distilbert_from_bert(teacher: Any, layers: list[int]) -> Any:
-    import torch  # noqa: PLC0415
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification  # noqa: PLC0415
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     tcfg = teacher.config
     if tcfg.model_type != "bert":
@@ -167,7 +167,7 @@ def distill(
         ConfigError: a student that cannot be built from this teacher, or transfer losses with a
             student whose vocabulary differs from the teacher's.
     """
-    from transformers import DataCollatorWithPadding, set_seed  # noqa: PLC0415
+    from transformers import DataCollatorWithPadding, set_seed  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     set_seed(seed)
     student, tok = _make_student(teacher, cfg)
@@ -189,7 +189,7 @@ def distill(
             extra["validation"]["teacher_logits"] = torch_logits(teacher, data.validation.texts, max_length)
     names = model_input_names(student)
     eager = cfg.attention_weight > 0  # attention maps need the eager (non-SDPA) kernels
-    previous = teacher.model.config._attn_implementation
+    previous = teacher.model.config._attn_implementation  # noqa: SLF001 - transformers has no public getter
     if eager:
         student.set_attn_implementation("eager")
         teacher.model.set_attn_implementation("eager")
@@ -202,21 +202,14 @@ def distill(
         attention_weight=cfg.attention_weight,
     )
     args = training_arguments(
+        cfg,
         workdir / "checkpoints" / "student",
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        max_steps=cfg.max_steps,
         seed=seed,
-        evals_per_epoch=cfg.evals_per_epoch,
         evaluate=evaluate,
-        weight_decay=cfg.weight_decay,
-        warmup_ratio=cfg.warmup_ratio,
-        group_by_length=True,
         remove_unused_columns=False,
         label_names=["labels"],
     )
-    from transformers import Trainer  # noqa: PLC0415
+    from transformers import Trainer  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     trainer = Trainer(
         model=wrapped,
@@ -225,7 +218,7 @@ def distill(
         eval_dataset=TokenizedSplit(data.validation, tok, names, max_length, extra["validation"]) if evaluate else None,
         data_collator=DataCollatorWithPadding(tok),
         compute_metrics=accuracy_metric if evaluate else None,
-        callbacks=schedule_callbacks(cfg.early_stopping_patience if evaluate else 0, cfg.max_steps, stop_at_epoch),
+        callbacks=schedule_callbacks(cfg, evaluate, stop_at_epoch),
     )
     try:
         return train_and_save(trainer, "student", tok, workdir, data.label_names, unwrap=lambda m: m.student)

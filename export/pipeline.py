@@ -19,8 +19,9 @@ from export.artifacts import Artifact, Format
 from export.classifier import Classifier, correct_predictions
 from export.config import PipelineConfig, Refit, to_dict
 from export.convert.bundle import finish_bundle, golden_examples, make_bundle
-from export.convert.onnx import quantized_onnx, to_onnx
-from export.convert.tflite import quantized_tflite, to_tflite
+from export.convert.onnx import to_onnx
+from export.convert.quantized import quantized_onnx, quantized_tflite
+from export.convert.tflite import to_tflite
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report

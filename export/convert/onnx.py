@@ -18,10 +18,7 @@ from pathlib import Path
 from export.artifacts import Artifact, Format
 from export.classifier import Classifier
 from export.config import OnnxConfig, OnnxExporter, QuantizeConfig
-from export.errors import ConfigError, ConversionError
-from quantize.calibration import CalibrationTexts, encode
-from quantize.modes import OnnxQuant
-from quantize.onnx import float_matmuls, quantize_onnx
+from export.errors import ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -181,81 +178,3 @@ def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Ar
         path = export_onnx(clf, out_dir / f"{name}.onnx", cfg.opset, cfg.exporter)
         artifacts.append(Artifact(name, path, Format.ONNX, "fp32", clf.name, clf.name, opset=cfg.opset))
     return artifacts
-
-
-def quantized_onnx(
-    models: list[Classifier],
-    fp32: list[Artifact],
-    cfg: OnnxConfig,
-    out_dir: Path,
-    *,
-    calibration: CalibrationTexts | None = None,
-    quant: QuantizeConfig = _DEFAULT_QUANTIZE,
-    max_length: int = 128,
-) -> list[Artifact]:
-    """Quantizes each model's fp32 export (from :func:`to_onnx`) in every mode of ``cfg.quantize``.
-
-    ``int8-static`` quantizes a second export of the model, made with the attention mask
-    filled with ``quant.mask_fill`` rather than −3.4e38 (same float outputs; a constant an
-    integer toolchain can represent), calibrated on ``calibration.calibration`` encoded with
-    the model's own tokenizer, one unpadded text at a time as the runtime runs them.
-
-    Args:
-        models: The classifiers that ``fp32`` was exported from.
-        fp32: Their fp32 ONNX artifacts.
-        cfg: The ``[onnx]`` configuration (modes, opset, exporter for the bounded export).
-        out_dir: Where the quantized ``.onnx`` files go.
-        calibration: Texts drawn from the training split; needed for ``int8-static``.
-        quant: The ``[quantize]`` configuration (mask fill).
-        max_length: Truncation length for the calibration texts.
-
-    Raises:
-        ConfigError: ``int8-static`` is configured but no calibration texts are given.
-        ConversionError: a quantization (or the bounded export) failed.
-    """
-    static = OnnxQuant.STATIC_INT8 in cfg.quantize
-    if static and (calibration is None or not calibration.calibration):
-        raise ConfigError(
-            f"onnx.quantize includes {OnnxQuant.STATIC_INT8.value}, which needs calibration texts, and none were "
-            "given; pass calibration=draw_texts(...) (the pipeline draws quantize.calibration_samples training "
-            "texts) or remove it from onnx.quantize"
-        )
-    sources = {a.model: a for a in fp32 if a.precision == "fp32"}
-    artifacts: list[Artifact] = []
-    for clf in models:
-        source_artifact = sources[clf.name]
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".onnx-bounded-") as tmp:
-            for mode in cfg.quantize:
-                name = f"{clf.name}-onnx-{mode.value}"
-                source, inputs, notes = source_artifact.path, None, ()
-                if mode is OnnxQuant.STATIC_INT8 and calibration is not None:
-                    source = export_onnx(clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill)
-                    encoded = encode(clf.tokenizer, calibration.calibration, clf.input_names, max_length)
-                    inputs = [row for _, row in encoded]
-                    notes = (_static_note(source, len(inputs)),)
-                qpath = quantize_onnx(source, out_dir / f"{name}.onnx", mode, inputs)
-                artifacts.append(
-                    Artifact(
-                        name,
-                        qpath,
-                        Format.ONNX,
-                        mode.value,
-                        clf.name,
-                        source_artifact.name,
-                        opset=cfg.opset,
-                        notes=notes,
-                    )
-                )
-    return artifacts
-
-
-def _static_note(source: Path, texts: int) -> str:
-    """What ``int8-static`` decided, for the report."""
-    import onnx  # noqa: PLC0415 - loaded when converting, not on import
-
-    kept = float_matmuls(onnx.load(str(source), load_external_data=False))
-    return (
-        f"activation ranges: min/max over {texts} training texts; kept in float: {len(kept)} MatMul/Gemm that read "
-        "a GELU/tanh/ReLU output (FFN down-projections, classifier head), whose heavy-tailed inputs cost 2-4 points "
-        "of label agreement in int8 on DistilBERT and MiniLM"
-    )

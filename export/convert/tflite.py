@@ -4,7 +4,8 @@ One ``.tflite`` holds one signature per sequence-length bucket, ``len_16``,
 ``len_32``, ... (weights are stored once and shared). Each has batch 1, takes the
 model's own token inputs by name (``input_ids``, ``attention_mask`` and, where the
 model has them, ``token_type_ids``) as int32, and returns float32 logits. The model
-is converted once in fp32; other precisions are quantized from that flatbuffer.
+is converted once in fp32; other precisions are quantized from that flatbuffer
+(:mod:`export.convert.quantized`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,9 @@ from export.config import QuantizeConfig, TfliteConfig, TfliteConverter
 from export.convert.mask_fill import bounded_mask_fill
 from export.convert.tflite_tensorflow import TfJob, convert_with_tensorflow
 from export.errors import ConfigError, ConversionError
-from quantize.calibration import CalibrationTexts, encode
-from quantize.full_integer import Inputs
 from quantize.tflite import (
     TfliteQuant,
-    calibrate_tflite,
     quantize_tflite,
-    quantize_tflite_calibrated,
     write_atomic,
 )
 from runtime.backends import bucket_signature
@@ -334,103 +331,3 @@ def to_tflite(
         mask_fill=mask_fill,
     )
     return Artifact(name, path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=max_length)
-
-
-def quantized_tflite(
-    clf: Classifier,
-    fp32: Artifact,
-    cfg: TfliteConfig,
-    out_dir: Path,
-    *,
-    max_length: int,
-    calibration: CalibrationTexts | None = None,
-    quant: QuantizeConfig | None = None,
-) -> list[Artifact]:
-    """Quantizes the fp32 flatbuffer from :func:`to_tflite` to every precision of ``cfg.quantize``.
-
-    Args:
-        clf: The classifier ``fp32`` was exported from (its tokenizer encodes calibration texts).
-        fp32: Its fp32 TFLite artifact.
-        cfg: Which precisions to make, and the length buckets.
-        out_dir: Folder for the ``{name}-tflite-{precision}.tflite`` files.
-        max_length: The longest sequence, as given to :func:`to_tflite`.
-        calibration: Training texts for the calibrated modes (``int8-full``, ``int8-full-int8-io``,
-            ``16x8``): ranges from ``calibration.calibration``, sensitivity search scored on
-            ``calibration.sensitivity``.
-        quant: Target agreement and float-group limit of the sensitivity search (default:
-            :class:`QuantizeConfig` defaults).
-
-    Returns:
-        One artifact per precision, in ``cfg.quantize`` order; each names ``fp32`` as its source.
-
-    Raises:
-        ConfigError: a calibrated mode is configured but no calibration texts are given.
-        TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
-    """
-    quant = quant or QuantizeConfig()
-    calibrated = [m for m in cfg.quantize if m.calibrated]
-    if calibrated and (calibration is None or not calibration.calibration or not calibration.sensitivity):
-        raise ConfigError(
-            f"tflite.quantize {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
-            "training split; pass calibration= (the pipeline draws quantize.calibration_samples and "
-            "quantize.sensitivity_samples of them)"
-        )
-    fp32_name, fp32_path = fp32.name, fp32.path
-    artifacts: list[Artifact] = []
-    ranges: tuple[dict, Inputs] | None = None  # one calibration serves every calibrated mode
-    int8_groups: tuple[str, ...] = ()  # what int8-full kept in float; int8-full-int8-io starts there
-    for mode in cfg.quantize:
-        name = f"{clf.name}-tflite-{mode.value}"
-        notes: tuple[str, ...] = ()
-        if mode.calibrated:
-            if ranges is None:
-                assert calibration is not None  # checked above
-                calibration_rows, sensitivity_rows = _calibration_inputs(
-                    clf, calibration, fp32_path, cfg.lengths(max_length)
-                )
-                ranges = calibrate_tflite(fp32_path, calibration_rows), sensitivity_rows
-            path, result = quantize_tflite_calibrated(
-                fp32_path,
-                out_dir / f"{name}.tflite",
-                mode,
-                *ranges,
-                target_agreement=quant.target_agreement,
-                max_float_groups=quant.max_float_groups,
-                start_groups=int8_groups if mode is TfliteQuant.FULL_INT8_IO else (),
-            )
-            if mode is TfliteQuant.FULL_INT8:
-                int8_groups = result.final.float_groups
-            notes = result.notes()
-        else:
-            path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)
-        artifacts.append(
-            Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=max_length, notes=notes)
-        )
-    return artifacts
-
-
-def _calibration_inputs(
-    clf: Classifier, texts: CalibrationTexts, fp32_path: Path, lengths: tuple[int, ...]
-) -> tuple[Inputs, Inputs]:
-    """Encodes calibration and sensitivity texts into each text's length bucket (signature).
-
-    Every signature needs calibration data: a bucket no calibration text falls into gets
-    the first texts truncated or padded to its length.
-    """
-    keys = set(tflite_signatures(fp32_path))
-    names = model_input_names(clf.model)
-
-    def key_of(n: int) -> str:
-        key = bucket_signature(n)
-        return key if key in keys or len(keys) != 1 else next(iter(keys))
-
-    def rows(batch: tuple[str, ...]) -> Inputs:
-        return [(key_of(n), row) for n, row in encode(clf.tokenizer, batch, names, lengths[-1], lengths)]
-
-    calibration = rows(texts.calibration)
-    covered = {key for key, _ in calibration}
-    for n in lengths:
-        if key_of(n) not in covered:
-            extra = encode(clf.tokenizer, texts.calibration[:16], names, n, (n,))
-            calibration += [(key_of(n), row) for _, row in extra]
-    return calibration, rows(texts.sensitivity)

@@ -137,22 +137,10 @@ def load_data(cfg: DataConfig, seed: int = DEFAULT_SEED) -> Dataset:
     all_train = _to_split(train_rows, label_names, cfg.train)
     extra, extra_outside_eval = EMPTY, EMPTY
     if cfg.holdout is Holdout.SENTENCES:
-        fractions = (cfg.validation_fraction,) if cfg.eval is not None else (cfg.validation_fraction, cfg.eval_fraction)
-        train_idx, held, dropped = carve_sentences(all_train.texts, fractions, rng)
-        train_split, val_split = _pick_rows(all_train, train_idx), _pick_rows(all_train, held[0])
-        eval_split = (
-            _pick_rows(all_train, held[1])
-            if cfg.eval is None
-            else _to_split(read_rows(cfg.eval, cfg), label_names, cfg.eval)
+        train_split, val_split, eval_split, extra, extra_outside_eval, note = _split_sentences(
+            all_train, label_names, cfg, rng
         )
-        extra = _pick_rows(all_train, dropped)
-        outside = dropped[~inside(all_train.texts, dropped, held[1])] if cfg.eval is None else dropped
-        extra_outside_eval = _pick_rows(all_train, outside)
-        notes.append(
-            f"held-out rows are whole sentences ({len(val_split)} validation"
-            + (f", {len(eval_split)} eval" if cfg.eval is None else "")
-            + f"); {len(dropped)} training rows that only occur inside them were dropped"
-        )
+        notes.append(note)
     elif cfg.eval is not None:
         eval_rows = read_rows(cfg.eval, cfg)
         eval_split = _to_split(eval_rows, label_names, cfg.eval)
@@ -204,6 +192,31 @@ def _overlap_note(eval_split: Split, train: Split, eval_path: Path, train_path: 
         f"{overlap} of {len(eval_split)} texts of {eval_path} also occur in {train_path} "
         "(whitespace-normalised exact match): accuracy on them is not unseen-data accuracy"
     ]
+
+
+def _split_sentences(
+    all_train: Split, label_names: tuple[str, ...], cfg: DataConfig, rng: np.random.Generator
+) -> tuple[Split, Split, Split, Split, Split, str]:
+    """``holdout = sentences``: validation (and, without an eval file, eval) are whole sentences;
+    the training rows that only occur inside them are dropped from train. Returns train,
+    validation, eval, the dropped rows, those of them outside the eval sentences (what a refit may
+    add back), and a note for the report."""
+    assert cfg.train is not None
+    fractions = (cfg.validation_fraction,) if cfg.eval is not None else (cfg.validation_fraction, cfg.eval_fraction)
+    train_idx, held, dropped = carve_sentences(all_train.texts, fractions, rng)
+    train_split, val_split = _pick_rows(all_train, train_idx), _pick_rows(all_train, held[0])
+    eval_split = (
+        _pick_rows(all_train, held[1])
+        if cfg.eval is None
+        else _to_split(read_rows(cfg.eval, cfg), label_names, cfg.eval)
+    )
+    outside = dropped[~inside(all_train.texts, dropped, held[1])] if cfg.eval is None else dropped
+    note = (
+        f"held-out rows are whole sentences ({len(val_split)} validation"
+        + (f", {len(eval_split)} eval" if cfg.eval is None else "")
+        + f"); {len(dropped)} training rows that only occur inside them were dropped"
+    )
+    return train_split, val_split, eval_split, _pick_rows(all_train, dropped), _pick_rows(all_train, outside), note
 
 
 def read_rows(path: Path, cfg: DataConfig) -> _Rows:

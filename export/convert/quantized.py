@@ -1,0 +1,204 @@
+"""The quantize step: every quantized artifact made from the fp32 exports, ONNX Runtime modes
+(``onnx.quantize``) and TFLite precisions (``tflite.quantize``), with the calibration the
+calibrated modes need. The quantizers themselves are in :mod:`quantize`; this module feeds them
+the models' own tokenizers and graphs, and names the results.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from export.architectures import model_input_names
+from export.artifacts import Artifact, Format
+from export.classifier import Classifier
+from export.config import OnnxConfig, QuantizeConfig, TfliteConfig
+from export.convert.onnx import export_onnx
+from export.convert.tflite import tflite_signatures
+from export.errors import ConfigError
+from quantize.calibration import CalibrationTexts, encode
+from quantize.full_integer import Inputs
+from quantize.modes import OnnxQuant, TfliteQuant
+from quantize.onnx import float_matmuls, quantize_onnx
+from quantize.tflite import calibrate_tflite, quantize_tflite, quantize_tflite_calibrated
+from runtime.backends import bucket_signature
+
+_DEFAULT_QUANTIZE = QuantizeConfig()
+
+
+def quantized_onnx(
+    models: list[Classifier],
+    fp32: list[Artifact],
+    cfg: OnnxConfig,
+    out_dir: Path,
+    *,
+    calibration: CalibrationTexts | None = None,
+    quant: QuantizeConfig = _DEFAULT_QUANTIZE,
+    max_length: int = 128,
+) -> list[Artifact]:
+    """Quantizes each model's fp32 export (from :func:`to_onnx`) in every mode of ``cfg.quantize``.
+
+    ``int8-static`` quantizes a second export of the model, made with the attention mask
+    filled with ``quant.mask_fill`` rather than −3.4e38 (same float outputs; a constant an
+    integer toolchain can represent), calibrated on ``calibration.calibration`` encoded with
+    the model's own tokenizer, one unpadded text at a time as the runtime runs them.
+
+    Args:
+        models: The classifiers that ``fp32`` was exported from.
+        fp32: Their fp32 ONNX artifacts.
+        cfg: The ``[onnx]`` configuration (modes, opset, exporter for the bounded export).
+        out_dir: Where the quantized ``.onnx`` files go.
+        calibration: Texts drawn from the training split; needed for ``int8-static``.
+        quant: The ``[quantize]`` configuration (mask fill).
+        max_length: Truncation length for the calibration texts.
+
+    Raises:
+        ConfigError: ``int8-static`` is configured but no calibration texts are given.
+        ConversionError: a quantization (or the bounded export) failed.
+    """
+    static = OnnxQuant.STATIC_INT8 in cfg.quantize
+    if static and (calibration is None or not calibration.calibration):
+        raise ConfigError(
+            f"onnx.quantize includes {OnnxQuant.STATIC_INT8.value}, which needs calibration texts, and none were "
+            "given; pass calibration=draw_texts(...) (the pipeline draws quantize.calibration_samples training "
+            "texts) or remove it from onnx.quantize"
+        )
+    sources = {a.model: a for a in fp32 if a.precision == "fp32"}
+    artifacts: list[Artifact] = []
+    for clf in models:
+        source_artifact = sources[clf.name]
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".onnx-bounded-") as tmp:
+            for mode in cfg.quantize:
+                name = f"{clf.name}-onnx-{mode.value}"
+                source, inputs, notes = source_artifact.path, None, ()
+                if mode is OnnxQuant.STATIC_INT8 and calibration is not None:
+                    source = export_onnx(clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill)
+                    encoded = encode(clf.tokenizer, calibration.calibration, clf.input_names, max_length)
+                    inputs = [row for _, row in encoded]
+                    notes = (_static_note(source, len(inputs)),)
+                qpath = quantize_onnx(source, out_dir / f"{name}.onnx", mode, inputs)
+                artifacts.append(
+                    Artifact(
+                        name,
+                        qpath,
+                        Format.ONNX,
+                        mode.value,
+                        clf.name,
+                        source_artifact.name,
+                        opset=cfg.opset,
+                        notes=notes,
+                    )
+                )
+    return artifacts
+
+
+def _static_note(source: Path, texts: int) -> str:
+    """What ``int8-static`` decided, for the report."""
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
+
+    kept = float_matmuls(onnx.load(str(source), load_external_data=False))
+    return (
+        f"activation ranges: min/max over {texts} training texts; kept in float: {len(kept)} MatMul/Gemm that read "
+        "a GELU/tanh/ReLU output (FFN down-projections, classifier head), whose heavy-tailed inputs cost 2-4 points "
+        "of label agreement in int8 on DistilBERT and MiniLM"
+    )
+
+
+def quantized_tflite(
+    clf: Classifier,
+    fp32: Artifact,
+    cfg: TfliteConfig,
+    out_dir: Path,
+    *,
+    max_length: int,
+    calibration: CalibrationTexts | None = None,
+    quant: QuantizeConfig | None = None,
+) -> list[Artifact]:
+    """Quantizes the fp32 flatbuffer from :func:`to_tflite` to every precision of ``cfg.quantize``.
+
+    Args:
+        clf: The classifier ``fp32`` was exported from (its tokenizer encodes calibration texts).
+        fp32: Its fp32 TFLite artifact.
+        cfg: Which precisions to make, and the length buckets.
+        out_dir: Folder for the ``{name}-tflite-{precision}.tflite`` files.
+        max_length: The longest sequence, as given to :func:`to_tflite`.
+        calibration: Training texts for the calibrated modes (``int8-full``, ``int8-full-int8-io``,
+            ``16x8``): ranges from ``calibration.calibration``, sensitivity search scored on
+            ``calibration.sensitivity``.
+        quant: Target agreement and float-group limit of the sensitivity search (default:
+            :class:`QuantizeConfig` defaults).
+
+    Returns:
+        One artifact per precision, in ``cfg.quantize`` order; each names ``fp32`` as its source.
+
+    Raises:
+        ConfigError: a calibrated mode is configured but no calibration texts are given.
+        TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
+    """
+    quant = quant or QuantizeConfig()
+    calibrated = [m for m in cfg.quantize if m.calibrated]
+    if calibrated and (calibration is None or not calibration.calibration or not calibration.sensitivity):
+        raise ConfigError(
+            f"tflite.quantize {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
+            "training split; pass calibration= (the pipeline draws quantize.calibration_samples and "
+            "quantize.sensitivity_samples of them)"
+        )
+    fp32_name, fp32_path = fp32.name, fp32.path
+    artifacts: list[Artifact] = []
+    ranges: tuple[dict, Inputs] | None = None  # one calibration serves every calibrated mode
+    int8_groups: tuple[str, ...] = ()  # what int8-full kept in float; int8-full-int8-io starts there
+    for mode in cfg.quantize:
+        name = f"{clf.name}-tflite-{mode.value}"
+        notes: tuple[str, ...] = ()
+        if mode.calibrated:
+            if ranges is None:
+                assert calibration is not None  # checked above
+                calibration_rows, sensitivity_rows = _calibration_inputs(
+                    clf, calibration, fp32_path, cfg.lengths(max_length)
+                )
+                ranges = calibrate_tflite(fp32_path, calibration_rows), sensitivity_rows
+            path, result = quantize_tflite_calibrated(
+                fp32_path,
+                out_dir / f"{name}.tflite",
+                mode,
+                *ranges,
+                target_agreement=quant.target_agreement,
+                max_float_groups=quant.max_float_groups,
+                start_groups=int8_groups if mode is TfliteQuant.FULL_INT8_IO else (),
+            )
+            if mode is TfliteQuant.FULL_INT8:
+                int8_groups = result.final.float_groups
+            notes = result.notes()
+        else:
+            path = quantize_tflite(fp32_path, out_dir / f"{name}.tflite", mode)
+        artifacts.append(
+            Artifact(name, path, Format.TFLITE, mode.value, clf.name, fp32_name, fixed_length=max_length, notes=notes)
+        )
+    return artifacts
+
+
+def _calibration_inputs(
+    clf: Classifier, texts: CalibrationTexts, fp32_path: Path, lengths: tuple[int, ...]
+) -> tuple[Inputs, Inputs]:
+    """Encodes calibration and sensitivity texts into each text's length bucket (signature).
+
+    Every signature needs calibration data: a bucket no calibration text falls into gets
+    the first texts truncated or padded to its length.
+    """
+    keys = set(tflite_signatures(fp32_path))
+    names = model_input_names(clf.model)
+
+    def key_of(n: int) -> str:
+        key = bucket_signature(n)
+        return key if key in keys or len(keys) != 1 else next(iter(keys))
+
+    def rows(batch: tuple[str, ...]) -> Inputs:
+        return [(key_of(n), row) for n, row in encode(clf.tokenizer, batch, names, lengths[-1], lengths)]
+
+    calibration = rows(texts.calibration)
+    covered = {key for key, _ in calibration}
+    for n in lengths:
+        if key_of(n) not in covered:
+            extra = encode(clf.tokenizer, texts.calibration[:16], names, n, (n,))
+            calibration += [(key_of(n), row) for _, row in extra]
+    return calibration, rows(texts.sensitivity)

@@ -18,8 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F  # noqa: N812 - PyTorch's own convention
 from torch import nn
+
+from export.architectures import model_input_names
 
 
 def distillation_loss(
@@ -133,6 +135,4 @@ def _width(config: Any) -> int:
 
 
 def _input_names(model: Any) -> tuple[str, ...]:
-    from export.architectures import model_input_names  # noqa: PLC0415
-
     return model_input_names(model)

@@ -127,8 +127,9 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def nested_rows(cfg: PipelineConfig, seeds: list[int], student_seeds: list[int] = ()) -> list[dict[str, Any]]:
     """Trains (or reuses) every model of the nested measurement for each training seed and scores
-    it on the eval sentences; the split stays the same (loaded once, with the configured ``seed``). Each of ``student_seeds``
-    adds the two students trained with that seed from the first seed's teachers."""
+    it on the eval sentences; the split stays the same (loaded once, with the configured ``seed``).
+    Each of ``student_seeds`` adds the two students trained with that seed from the first seed's
+    teachers."""
     data = load_data(cfg.data, cfg.seed)
     runs = [(str(s), dataclasses.replace(cfg, seed=s), None) for s in seeds]
     runs += [(f"{seeds[0]}, student {s}", dataclasses.replace(cfg, seed=seeds[0]), s) for s in student_seeds]

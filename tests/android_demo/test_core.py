@@ -42,6 +42,7 @@ def java_toolchain() -> Path:
     pytest.skip(f"{what} not found; install with: apt-get install -y junit5 openjdk-17-jdk-headless")
 
 
+@pytest.mark.slow
 def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path: Path) -> None:
     classes = tmp_path / "classes"
     sources = sorted(str(p) for p in CORE.glob("src/*/java/**/*.java"))
@@ -73,6 +74,7 @@ def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path:
     assert out.count("refused bundle-") == 5
 
 
+@pytest.mark.slow
 def test_golden_bundles_are_judged_alike_by_python(goldens: Path) -> None:
     assert load_manifest(goldens / "bundle").name == "tiny-placeholder-tflite"
     refused = json.loads((goldens / "refused.json").read_text(encoding="utf-8"))
@@ -82,6 +84,7 @@ def test_golden_bundles_are_judged_alike_by_python(goldens: Path) -> None:
             load_manifest(goldens / name)
 
 
+@pytest.mark.slow
 def test_goldens_cover_the_hard_cases(goldens: Path) -> None:
     rows = [json.loads(line) for line in (goldens / "tokenizer_golden.jsonl").open(encoding="utf-8")]
     uncased = {r["text"]: r for r in rows if r["config"] == "uncased"}

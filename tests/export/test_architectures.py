@@ -145,6 +145,7 @@ def test_runtime_tokenizer_equals_hf_fast_tokenizer(tiny: Callable[[str], Classi
     assert any(got.truncated) and not all(got.truncated)
 
 
+@pytest.mark.slow
 @parity("finetune")
 @pytest.mark.usefixtures("one_torch_thread")
 def test_finetune_trains_and_saves_a_reloadable_teacher(
@@ -165,6 +166,7 @@ def student_kinds(arch: str) -> list[tuple[str, StudentKind]]:
     return [(arch, StudentKind.SAME_ARCH)] + ([("bert", StudentKind.DISTILBERT)] if arch == "distilbert" else [])
 
 
+@pytest.mark.slow
 @parity("student")
 def test_student_starts_from_the_teacher_layers(tiny: Callable[[str], Classifier], arch: str) -> None:
     ids = tiny(arch).tokenizer(list(TEXTS[:8]), padding=True, truncation=True, max_length=32, return_tensors="pt")
@@ -205,6 +207,7 @@ def assert_takes_every_other_layer(tiny_teacher: torch.nn.Module) -> None:
         assert torch.equal(value, t[src]), f"student weight {key} is not the teacher's {src}"
 
 
+@pytest.mark.slow
 @parity("teacher")
 @pytest.mark.usefixtures("one_torch_thread")
 def test_distill_trains_a_student_from_this_teacher(
@@ -223,6 +226,7 @@ def test_distill_trains_a_student_from_this_teacher(
         assert_parity(arch, "teacher", reload_logits(student, texts), torch_logits(student, texts, MAX_LENGTH), EXACT)
 
 
+@pytest.mark.slow
 @parity("runtime")
 def test_runtime_predicts_like_torch_from_sealed_bundles(
     tiny: Callable[[str], Classifier], arch: str, tmp_path: Path

@@ -13,6 +13,9 @@ from export.pipeline import run
 from runtime import TextClassifier, load_manifest
 from tests.builders import seal_again
 
+# Every test runs the whole chain (or reads the module's run of it) on a tiny BERT and SST-2.
+pytestmark = pytest.mark.slow
+
 EXPECTED_BUNDLES = {
     "student-onnx-fp32",
     "student-onnx-int8-dynamic",

@@ -65,6 +65,7 @@ def leftovers(*folders: Path) -> list[str]:
     return sorted(str(p) for folder in folders for p in folder.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_static_int8_is_qdq_smaller_and_agrees_on_labels(fp32: dict[str, Path], tmp_path: Path, arch: str) -> None:
     out = quantize_onnx(fp32[arch], tmp_path / "q" / "static.onnx", OnnxQuant.STATIC_INT8, calibration_inputs(arch))
@@ -92,6 +93,7 @@ def test_static_int8_is_qdq_smaller_and_agrees_on_labels(fp32: dict[str, Path], 
     assert delta < 0.25, f"{arch}: max |Δ| vs fp32 = {delta:.3g}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_matmuls_after_a_nonlinearity_stay_float_and_the_rest_are_int8(
     fp32: dict[str, Path], tmp_path: Path, arch: str
@@ -109,6 +111,7 @@ def test_matmuls_after_a_nonlinearity_stay_float_and_the_rest_are_int8(
             assert reads_qdq == (node.name not in kept), f"{arch}: {node.name} int8={reads_qdq}"
 
 
+@pytest.mark.slow
 def test_static_int8_without_calibration_says_what_to_pass(fp32: dict[str, Path], tmp_path: Path) -> None:
     for calibration in (None, []):
         with pytest.raises(QuantizationError, match="needs calibration inputs.*pass calibration="):
@@ -116,6 +119,7 @@ def test_static_int8_without_calibration_says_what_to_pass(fp32: dict[str, Path]
     assert not (tmp_path / "q.onnx").exists()
 
 
+@pytest.mark.slow
 def test_calibration_without_a_model_input_names_it(fp32: dict[str, Path], tmp_path: Path) -> None:
     rows = [{"input_ids": r["input_ids"]} for r in calibration_inputs("bert", 2)]
     with pytest.raises(QuantizationError, match=r"lack \['attention_mask', 'token_type_ids'\]"):
@@ -147,6 +151,7 @@ def test_a_corrupt_model_fails_clearly_and_leaves_nothing(
     assert leftovers(out, cwd, system_tmp) == []
 
 
+@pytest.mark.slow
 def test_a_failing_quantizer_leaves_no_partial_output(
     fp32: dict[str, Path], clean_dirs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +170,7 @@ def test_a_failing_quantizer_leaves_no_partial_output(
     assert leftovers(out, cwd, system_tmp) == [str(out / "q.onnx")]
 
 
+@pytest.mark.slow
 def test_falls_back_to_the_exported_model_when_pre_processing_fails(
     fp32: dict[str, Path], clean_dirs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
@@ -192,6 +198,7 @@ def test_to_onnx_static_without_calibration_is_a_config_error(tmp_path: Path) ->
     assert not (tmp_path / "artifacts").exists()
 
 
+@pytest.mark.slow
 def test_to_onnx_static_calibrates_on_texts_and_ships_fp32_unchanged(tiny_bert_dir: Path, tmp_path: Path) -> None:
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification

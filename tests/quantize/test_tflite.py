@@ -66,6 +66,7 @@ def _backend_logits(path: Path, clf: Classifier, texts: list[str]) -> np.ndarray
     return np.concatenate(rows)
 
 
+@pytest.mark.slow
 def test_every_mode_writes_a_smaller_model_with_the_promised_output_type(calibrated_export) -> None:
     clf, artifacts = calibrated_export
     assert set(artifacts) == {"fp32", "int8-weight-only", "int8-full", "int8-full-int8-io", "16x8"}
@@ -87,6 +88,7 @@ def test_every_mode_writes_a_smaller_model_with_the_promised_output_type(calibra
             assert out_dtype == expected, f"{precision}/{key}: logits are {out_dtype}, expected {expected}"
 
 
+@pytest.mark.slow
 def test_calibrated_modes_report_their_sensitivity_search(calibrated_export) -> None:
     _, artifacts = calibrated_export
     for precision in ("int8-full", "int8-full-int8-io", "16x8"):
@@ -96,6 +98,7 @@ def test_calibrated_modes_report_their_sensitivity_search(calibrated_export) -> 
     assert artifacts["fp32"].notes == () and artifacts["int8-weight-only"].notes == ()
 
 
+@pytest.mark.slow
 def test_runtime_dequantizes_int8_logits(calibrated_export) -> None:
     """int8 logits come back as floats: within one output quantization step of the same model
     with float logits (raw int8 values would be ~1/scale times larger)."""
@@ -119,6 +122,7 @@ def test_runtime_dequantizes_int8_logits(calibrated_export) -> None:
     assert agree >= 0.75, f"int8-io labels agree with fp32 on only {agree:.0%} of 24 texts"
 
 
+@pytest.mark.slow
 def test_search_keeps_groups_in_float_until_the_target(tokenizer, tmp_path: Path) -> None:
     clf = _classifier("bert", tokenizer, tmp_path)
     path = convert_tflite(clf.model, tmp_path / "fp32.tflite", seq_len=16)
@@ -166,6 +170,7 @@ def test_calibrated_modes_need_calibration_texts(tokenizer, tmp_path: Path) -> N
         quantize_tflite(tmp_path / "x.tflite", tmp_path / "y.tflite", TfliteQuant.FULL_INT8)
 
 
+@pytest.mark.slow
 def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -> None:
     """The demo app reads float32 logits: an int8-logits bundle is refused with the fix, an
     int8-full (float logits) bundle is installed."""

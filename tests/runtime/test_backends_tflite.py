@@ -13,6 +13,9 @@ from runtime.backends import TfliteBackend
 from runtime.errors import InputError
 from tests.builders import TinyBundle, assert_close, blocked_imports_script, require, run_python, shared_bundle
 
+# The module's bundle is a tiny BERT converted by litert-torch (~10 s).
+pytestmark = pytest.mark.slow
+
 require("litert_torch", reason="converting the test model needs litert-torch")
 require("ai_edge_litert", reason="running TFLite needs ai-edge-litert")
 

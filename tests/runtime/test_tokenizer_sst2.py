@@ -57,6 +57,7 @@ def compare(hf, ours: BundleTokenizer, texts: list[str]) -> list[str]:
     return mismatches
 
 
+@pytest.mark.slow
 def test_every_sst2_sentence_tokenizes_identically(tokenizers_pair, sst2_path: Path) -> None:
     hf, ours = tokenizers_pair
     lines = sst2_path.read_text(encoding="utf-8").splitlines()[1:]

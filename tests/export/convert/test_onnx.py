@@ -55,6 +55,7 @@ def test_every_architecture_has_an_onnx_parity_test() -> None:
     assert not missing, f"Missing models: {missing}"
 
 
+@pytest.mark.slow
 @parity("onnx-fp32")
 def test_fp32_parity_and_inputs_by_name(exported, arch: str) -> None:
     clf, arts = exported[arch]
@@ -71,6 +72,7 @@ def test_fp32_parity_and_inputs_by_name(exported, arch: str) -> None:
     assert_close(backend.run(short), model_logits(clf.model, short), arch_for(arch).onnx_atol, f"{arch} short")
 
 
+@pytest.mark.slow
 @parity("onnx-int8")
 def test_int8_is_smaller_and_agrees_on_labels(exported, arch: str) -> None:
     clf, arts = exported[arch]

@@ -55,6 +55,7 @@ def test_exporter_is_chosen_in_config() -> None:
         load_config(None, ["onnx.exporter=jit"])
 
 
+@pytest.mark.slow
 @parity("onnx-dynamo-fp32")
 def test_dynamo_fp32_parity_and_inputs_by_name(exported, arch: str) -> None:
     clf, (fp32, int8) = exported(arch)
@@ -78,6 +79,7 @@ def test_dynamo_fp32_parity_and_inputs_by_name(exported, arch: str) -> None:
     assert float(np.max(np.abs(got - ref))) < 0.25
 
 
+@pytest.mark.slow
 def test_an_opset_the_converter_cannot_reach_is_refused(tmp_path: Path) -> None:
     from export.convert.onnx import export_onnx
     from export.errors import ConversionError

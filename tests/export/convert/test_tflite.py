@@ -74,12 +74,14 @@ def test_model_input_names_follow_forward() -> None:
     assert model_input_names(tiny_model("distilbert")) == ("input_ids", "attention_mask")
 
 
+@pytest.mark.slow
 @parity("tflite-fp32")
 def test_fp32_matches_pytorch(exported: Callable[[str], Exported], arch: str) -> None:
     e = exported(arch)
     assert_parity(arch, "tflite-fp32", tflite_logits(e.fp32), e.reference, TFLITE_FP32_ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_signature_names_inputs_after_the_model(exported: Callable[[str], Exported], name: str) -> None:
     e = exported(name)
@@ -91,6 +93,7 @@ def test_signature_names_inputs_after_the_model(exported: Callable[[str], Export
     assert tflite_signature(e.int8) == sig
 
 
+@pytest.mark.slow
 @parity("tflite-int8")
 def test_int8_dynamic_is_smaller_and_keeps_labels(exported: Callable[[str], Exported], arch: str) -> None:
     e = exported(arch)
@@ -105,6 +108,7 @@ def test_int8_dynamic_is_smaller_and_keeps_labels(exported: Callable[[str], Expo
     record_parity(arch, "tflite-int8", float(np.max(np.abs(logits - reference))))
 
 
+@pytest.mark.slow
 @parity("tflite-fp16")
 def test_fp16_is_smaller_and_close(exported: Callable[[str], Exported], arch: str, tmp_path: Path) -> None:
     e = exported(arch)
@@ -113,6 +117,7 @@ def test_fp16_is_smaller_and_close(exported: Callable[[str], Exported], arch: st
     assert_parity(arch, "tflite-fp16", tflite_logits(fp16), e.reference, TFLITE_FP16_ATOL)
 
 
+@pytest.mark.slow
 def test_convert_tflite_quantizes_in_one_call(exported: Callable[[str], Exported], tmp_path: Path) -> None:
     e = exported("distilbert")
     out = convert_tflite(e.model, tmp_path / "q.tflite", seq_len=SEQ_LEN, quantization=TfliteQuant.DYNAMIC_INT8)
@@ -121,6 +126,7 @@ def test_convert_tflite_quantizes_in_one_call(exported: Callable[[str], Exported
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.tflite"]  # the fp32 temp file is gone
 
 
+@pytest.mark.slow
 def test_to_tflite_writes_one_artifact_per_precision(tmp_path: Path) -> None:
     clf = tiny_classifier("distilbert", tmp_path, ("a", "b", "c"))
     model = clf.model
@@ -175,6 +181,7 @@ def test_failed_conversion_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_crash_before_rename_keeps_old_file(
     exported: Callable[[str], Exported], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -56,6 +56,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Classifier, dict
     return clf, bundles
 
 
+@pytest.mark.slow
 def test_one_file_has_a_signature_per_bucket(exported: tuple[Classifier, dict[str, Path]]) -> None:
     clf, bundles = exported
     for precision, bundle in bundles.items():
@@ -67,6 +68,7 @@ def test_one_file_has_a_signature_per_bucket(exported: tuple[Classifier, dict[st
             assert set(signatures[f"len_{n}"]["inputs"].values()) == {((1, n), "int32")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_each_bucket_matches_pytorch(exported: tuple[Classifier, dict[str, Path]], bucket: int) -> None:
     clf, bundles = exported
@@ -86,6 +88,7 @@ def token_counts(clf: Classifier, texts: list[str]) -> np.ndarray:
     return np.asarray([len(clf.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"]) for t in texts])
 
 
+@pytest.mark.slow
 def test_runtime_pads_each_text_to_the_smallest_bucket(exported: tuple[Classifier, dict[str, Path]]) -> None:
     clf, bundles = exported
     texts = list(TEXTS[:40])
@@ -115,6 +118,7 @@ def test_runtime_pads_each_text_to_the_smallest_bucket(exported: tuple[Classifie
     assert agree >= 0.9, f"int8 agrees with fp32 on {agree:.0%} of labels"
 
 
+@pytest.mark.slow
 def test_backend_names_its_buckets_on_a_wrong_length(exported: tuple[Classifier, dict[str, Path]]) -> None:
     _, bundles = exported
     backend = TfliteBackend(bundles["fp32"] / "model.tflite")
@@ -124,6 +128,7 @@ def test_backend_names_its_buckets_on_a_wrong_length(exported: tuple[Classifier,
         backend.run({"input_ids": ids, "attention_mask": ids, "token_type_ids": ids})
 
 
+@pytest.mark.slow
 def test_manifest_buckets_must_match_the_model(exported: tuple[Classifier, dict[str, Path]], tmp_path: Path) -> None:
     import shutil
 
@@ -134,6 +139,7 @@ def test_manifest_buckets_must_match_the_model(exported: tuple[Classifier, dict[
         TextClassifier.load(bundle)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

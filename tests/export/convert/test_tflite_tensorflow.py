@@ -71,6 +71,7 @@ def test_missing_tensorflow_is_a_config_error(monkeypatch: pytest.MonkeyPatch, t
         convert_with_tensorflow([TfJob(tmp_path, tmp_path / "m.tflite", ("input_ids",), (8,))])
 
 
+@pytest.mark.slow
 @parity("tflite-tf-fp32")
 def test_tf_fp32_matches_pytorch(converted: dict[str, Path], arch: str) -> None:
     signature = next(iter(tflite_signatures(converted[arch]).values()))
@@ -80,6 +81,7 @@ def test_tf_fp32_matches_pytorch(converted: dict[str, Path], arch: str) -> None:
     assert_parity(arch, "tflite-tf-fp32", tflite_logits(converted[arch]), model_logits(model), TFLITE_FP32_ATOL)
 
 
+@pytest.mark.slow
 @parity("tflite-tf-fp16")
 def test_tf_fp16_is_smaller_and_close(converted: dict[str, Path], arch: str, tmp_path: Path) -> None:
     fp16 = quantize_tflite(converted[arch], tmp_path / "fp16.tflite", TfliteQuant.FP16)
@@ -87,6 +89,7 @@ def test_tf_fp16_is_smaller_and_close(converted: dict[str, Path], arch: str, tmp
     assert_parity(arch, "tflite-tf-fp16", tflite_logits(fp16), model_logits(tiny_model(arch)), TFLITE_FP16_ATOL)
 
 
+@pytest.mark.slow
 @parity("tflite-tf-int8")
 def test_tf_int8_is_smaller_and_keeps_labels(converted: dict[str, Path], arch: str, tmp_path: Path) -> None:
     int8 = quantize_tflite(converted[arch], tmp_path / "int8.tflite", TfliteQuant.DYNAMIC_INT8)
@@ -101,6 +104,7 @@ def test_tf_int8_is_smaller_and_keeps_labels(converted: dict[str, Path], arch: s
     record_parity(arch, "tflite-tf-int8", float(np.max(np.abs(logits - reference))))
 
 
+@pytest.mark.slow
 def test_to_tflite_with_tensorflow_buckets_and_bundle(tmp_path: Path) -> None:
     """The pipeline's entry point with converter=tensorflow: buckets, a sealed bundle, runtime parity."""
     require_tensorflow()

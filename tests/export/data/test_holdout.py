@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from export.config import DataConfig, Holdout, load_config
 from export.data.dataset import load_data
@@ -48,6 +49,7 @@ def test_load_data_sentence_holdout_on_a_phrase_file(tmp_path: Path) -> None:
     assert again.eval.texts == data.eval.texts and again.train.texts == data.train.texts, "split is not seeded"
 
 
+@pytest.mark.slow
 def test_sst2_sentence_holdout_is_unseen_full_sentences(sst2_path: Path) -> None:
     cfg = load_config(REPO / "examples" / "sst2.toml", [f"data.train={sst2_path}"]).data
     data = load_data(cfg)

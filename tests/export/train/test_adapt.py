@@ -61,6 +61,7 @@ def test_masked_lm_loss_on_a_batch_with_nothing_masked_is_zero() -> None:
     assert loss.item() == 0.0, f"loss {loss.item()} on a batch with no masked position"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_adapt_continues_mlm_training_before_fine_tuning(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoModel

@@ -27,6 +27,7 @@ class Interrupted(Exception):  # noqa: N818 - a simulated kill, not an error
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_stages_resume_after_an_interruption_and_reuse_finished_work(
     tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -93,6 +94,7 @@ def test_chosen_epoch_is_the_first_best_check(tmp_path: Path) -> None:
     assert _stage_with_history(tmp_path, [], None).chosen_epoch is None, "no checks: the whole schedule"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_refit_stages_train_on_every_row_up_to_the_chosen_epoch(tiny_bert_dir: Path, tmp_path: Path) -> None:
     cfg = tiny_cfg(tiny_bert_dir, tmp_path, "finetune.epochs=3", "distill.epochs=2")

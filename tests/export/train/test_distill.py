@@ -34,6 +34,7 @@ def phrase_data_and_teacher(tiny_bert_dir: Path, tmp_path: Path) -> tuple[Any, A
     return data, teacher
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_path: Path) -> None:
     data, teacher = phrase_data_and_teacher(tiny_bert_dir, tmp_path)
@@ -62,6 +63,7 @@ def test_distill_with_every_addition_trains_a_student(tiny_bert_dir: Path, tmp_p
         )
 
 
+@pytest.mark.slow
 def test_augmented_soft_labels_score_each_text_once(
     tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -91,6 +91,7 @@ def test_layer_lr_decay_outside_its_range_is_a_config_error() -> None:
         load_config(None, ["finetune.layer_lr_decay=0"])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_fine_tune_with_layer_decay_moves_the_embeddings_by_at_most_their_rate(
     tiny_bert_dir: Path, tmp_path: Path
@@ -114,6 +115,7 @@ def test_fine_tune_with_layer_decay_moves_the_embeddings_by_at_most_their_rate(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_stop_at_epoch_replays_the_selection_schedule(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """Stopping at epoch 1 of 3 must leave the learning rate where the 3-epoch schedule has it
@@ -133,6 +135,7 @@ def test_stop_at_epoch_replays_the_selection_schedule(tiny_bert_dir: Path, tmp_p
     assert abs(lr - expected) < 1e-9, f"learning rate at the stop {lr:.3g}, the 3-epoch schedule has {expected:.3g}"
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """``torchrun --nproc_per_node 2 -m export``: data parallel on CPU (gloo), one output."""
     data_file = write_tsv(phrase_corpus(60), tmp_path / "train.tsv")

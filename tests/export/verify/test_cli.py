@@ -67,6 +67,7 @@ def resealed_copy(out: Path, name: str, dest: Path, model_from: str | None = Non
     return bundle
 
 
+@pytest.mark.slow
 def test_ci_drift_check_passes_against_the_committed_baseline(drift_run) -> None:
     work, proc = drift_run
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
@@ -84,6 +85,7 @@ def test_ci_drift_check_passes_against_the_committed_baseline(drift_run) -> None
     assert BASELINE.stat().st_size < 12_000  # a few KB: results and 8 texts' logits, no data
 
 
+@pytest.mark.slow
 def test_faithful_bundles_pass_with_charts_and_the_pipelines_result_format(
     drift_run, sst2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -106,6 +108,7 @@ def test_faithful_bundles_pass_with_charts_and_the_pipelines_result_format(
         assert (tmp_path / "v" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
+@pytest.mark.slow
 def test_a_swapped_model_fails_naming_the_artifact_and_the_number(
     drift_run, sst2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -118,6 +121,7 @@ def test_a_swapped_model_fails_naming_the_artifact_and_the_number(
     assert found and float(found.group(1)) > 1e-3, stderr
 
 
+@pytest.mark.slow
 def test_a_label_order_mix_up_fails_and_collapses_accuracy(
     drift_run, sst2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -134,6 +138,7 @@ def test_a_label_order_mix_up_fails_and_collapses_accuracy(
     assert mixed["accuracy"] == pytest.approx(1 - ref["accuracy"]), (ref, mixed)  # every label flipped
 
 
+@pytest.mark.slow
 def test_drift_beyond_the_tolerances_fails_with_baseline_and_current(
     drift_run, sst2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -160,6 +165,7 @@ def test_drift_beyond_the_tolerances_fails_with_baseline_and_current(
     assert "| student-onnx-int8-dynamic | accuracy |" in stdout  # the drift table: baseline vs current
 
 
+@pytest.mark.slow
 def test_the_budget_picks_the_most_accurate_verified_bundle_that_fits(
     drift_run, sst2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -186,6 +192,7 @@ def test_the_budget_picks_the_most_accurate_verified_bundle_that_fits(
     assert budget_case is not None and budget_case.find("failure") is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [

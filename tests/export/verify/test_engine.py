@@ -92,6 +92,7 @@ def skip_run(tiny_bert_dir: Path, sst2_path: Path, tmp_path_factory: pytest.Temp
     yield out, code, stdout.getvalue()
 
 
+@pytest.mark.slow
 def test_the_gate_fails_a_broken_quantization_naming_the_artifact_and_the_numbers(
     tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -113,6 +114,7 @@ def test_the_gate_fails_a_broken_quantization_naming_the_artifact_and_the_number
     assert "**Result: FAILED**" in md and found.group(0) in md and "## Left out" not in md, md
 
 
+@pytest.mark.slow
 def test_skip_leaves_the_broken_quantization_out_and_the_report_says_so(skip_run) -> None:
     out, code, stdout = skip_run
     assert code == 0, stdout
@@ -142,6 +144,7 @@ def test_skip_leaves_the_broken_quantization_out_and_the_report_says_so(skip_run
     assert "## Quantization notes" in md and f"- **{BROKEN}**\n  - {NOTE}" in notes, md
 
 
+@pytest.mark.slow
 def test_every_artifact_has_1_and_2_thread_latency_and_int8_is_compared_with_fp32(skip_run) -> None:
     out = skip_run[0]
     report = json.loads((out / "report.json").read_text())
@@ -170,6 +173,7 @@ def test_every_artifact_has_1_and_2_thread_latency_and_int8_is_compared_with_fp3
     assert f"{speed['p50_ratio']['1t']:.2f}×" in row and " src" in row, row
 
 
+@pytest.mark.slow
 def test_skip_never_hides_an_fp32_parity_failure(
     tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -206,6 +210,7 @@ def verify_args(out: Path, data: Path, dest: Path, *bundles: Path) -> list[str]:
     return args + ["--max-samples", "200", "--latency-samples", "3", "--junit", str(dest / "junit.xml")]
 
 
+@pytest.mark.slow
 def test_verify_skip_reports_a_broken_bundle_as_left_out_and_exits_0(
     skip_run, sst2_path: Path, tmp_path: Path, capsys
 ) -> None:
@@ -236,6 +241,7 @@ def test_verify_skip_reports_a_broken_bundle_as_left_out_and_exits_0(
     assert suite.find(f".//testcase[@name='{BROKEN}']/skipped") is not None
 
 
+@pytest.mark.slow
 def test_verify_skip_never_hides_a_parity_or_label_failure(skip_run, sst2_path: Path, tmp_path: Path, capsys) -> None:
     out = skip_run[0]
     wrong_fp32 = broken_bundle(out, tmp_path, FP32, scale=1.01, precision="fp32")

@@ -7,7 +7,7 @@
 #   bash scripts/drift_check.sh WORK_DIR            check against tests/baselines/drift-report.json
 #   bash scripts/drift_check.sh WORK_DIR --update   re-measure and overwrite that baseline (then commit it)
 #
-# tests/test_verify_cli.py runs it, so `.ci/run` (and the GitHub workflow, which runs .ci/run)
+# tests/export/verify/test_cli.py runs it, so `.ci/run` (and the GitHub workflow, which runs .ci/run)
 # does. Reads ../shared/data/sst2/train.tsv (SST2=FILE to override); writes only under WORK_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."

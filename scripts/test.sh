@@ -9,7 +9,7 @@ echo "== ruff check . (rules: pyproject.toml [tool.ruff.lint])"
 echo "== mypy (strict: runtime/, export/config.py, quantize/modes.py; pyproject.toml [tool.mypy])"
 .venv/bin/python -m mypy
 export USE_TF=0
-# tests/test_android_core.py compiles and runs the Android demo's Java core with Debian's JUnit 5
+# tests/android_demo/test_core.py compiles and runs the Android demo's Java core with Debian's JUnit 5
 # (it needs a JDK 17: javac and java). Installed with apt-get when missing: as root directly, else
 # through sudo when there is one; otherwise say what to install (the test fails under CI=true).
 JUNIT=/usr/share/java/junit-platform-console-standalone.jar

@@ -24,7 +24,7 @@ final class Goldens {
         if (path == null || path.isEmpty()) {
             path = System.getenv("BMK_GOLDEN_DIR");
         }
-        assumeTrue(path != null && !path.isEmpty(), "no golden files: run `pytest tests/test_android_core.py` "
+        assumeTrue(path != null && !path.isEmpty(), "no golden files: run `pytest tests/android_demo/test_core.py` "
                 + "(it writes them and runs these tests), or pass -Dgolden.dir=DIR / -PgoldenDir=DIR");
         File dir = new File(path);
         if (!new File(dir, "summary.json").isFile()) {

@@ -34,6 +34,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from export.classifier import resolve_model_path, save_classifier
 from export.config import BUNDLED_MINILM, StudentKind, TfliteConfig
 from export.convert.bundle import make_bundle
+from export.convert.quantized import quantized_tflite
 from export.convert.tflite import to_tflite
 from export.report.document import machine
 from export.train.distill import build_student
@@ -65,7 +66,8 @@ def build_bundles(work: Path) -> tuple[dict[tuple[str, str], Path], dict[str, in
     bundles, sizes = {}, {}
     for layout, buckets in (("buckets", BUCKETS), ("pad128", ())):
         cfg = TfliteConfig(quantize=PRECISIONS[1:], buckets=buckets)
-        for art in to_tflite(clf, cfg, work / layout, seq_len=MAX_LENGTH):
+        fp32 = to_tflite(clf, cfg, work / layout, max_length=MAX_LENGTH)
+        for art in (fp32, *quantized_tflite(clf, fp32, cfg, work / layout, max_length=MAX_LENGTH)):
             bundle = work / "bundles" / f"{layout}-{art.precision}"
             sizes[f"{layout}-{art.precision}"] = art.path.stat().st_size
             make_bundle(art, clf, bundle, MAX_LENGTH)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from export.android import write_java_goldens
+from export.android_goldens import write_java_goldens
 from export.classifier import resolve_model_path
 from runtime import load_manifest
 from runtime.errors import BundleError

@@ -29,7 +29,6 @@ from export.data.dataset import Dataset, Split
 from export.errors import UnsupportedArchitectureError
 from export.train.distill import build_student, distill
 from export.train.finetune import finetune
-from quantize.modes import TfliteQuant
 from runtime import TextClassifier
 from runtime.tokenizer import BundleTokenizer
 from tests.builders import (
@@ -233,11 +232,10 @@ def test_runtime_predicts_like_torch_from_sealed_bundles(
 ) -> None:
     clf = tiny(arch)
     onnx_fp32 = to_onnx([clf], OnnxConfig(teacher=False, quantize=()), tmp_path / "artifacts")
-    fp32_only = TfliteConfig(precisions=(TfliteQuant.FP32,))
-    tflite_fp32 = to_tflite(clf, fp32_only, tmp_path / "artifacts", seq_len=MAX_LENGTH)
+    tflite_fp32 = to_tflite(clf, TfliteConfig(quantize=()), tmp_path / "artifacts", max_length=MAX_LENGTH)
     texts = list(TEXTS[:40])
     expected = torch_logits(clf, texts, MAX_LENGTH)
-    for art, atol in ((onnx_fp32[0], clf.arch.onnx_atol), (tflite_fp32[0], clf.arch.tflite_atol)):
+    for art, atol in ((onnx_fp32[0], clf.arch.onnx_atol), (tflite_fp32, clf.arch.tflite_atol)):
         bundle = tmp_path / "bundles" / art.name
         manifest = make_bundle(art, clf, bundle, MAX_LENGTH)
         assert manifest.model_type == arch and manifest.input_names == arch_for(arch).inputs

@@ -15,10 +15,10 @@ from tests.builders import REPO, write_file
 
 def test_defaults_and_overrides(tmp_path: Path) -> None:
     toml = write_file(tmp_path / "c.toml", '[finetune]\nepochs = 3\n[distill]\nstudent = "same-arch"\n')
-    cfg = load_config(toml, ["data.max_length=128", "tflite.precisions=fp32,fp16", "verify.max_drop=0.5"])
+    cfg = load_config(toml, ["data.max_length=128", "tflite.quantize=fp16", "verify.max_drop=0.5"])
     assert cfg.finetune.epochs == 3.0 and cfg.distill.student is StudentKind.SAME_ARCH
     assert cfg.data.max_length == 128 and cfg.verify.max_drop == 0.5
-    assert cfg.tflite.precisions == (TfliteQuant.FP32, TfliteQuant.FP16)
+    assert cfg.tflite.quantize == (TfliteQuant.FP16,)
     assert load_config() == PipelineConfig()
 
 
@@ -30,7 +30,11 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
         ("data.max_length=4", "data.max_length=4 is invalid; allowed: 8..512"),
         ("distill.student=tinybert", "allowed: distilbert, same-arch"),
         ("finetune.batch_size=big", "finetune.batch_size='big' is invalid"),
-        ("tflite.precisions=fp16", "includes fp32"),
+        ("tflite.quantize=fp32,fp16", "quantized precisions only, fp32 is always exported"),
+        ("tflite.precisions=fp32,fp16", "tflite.precisions is now tflite.quantize"),
+        ("data.seed=3", "data.seed is gone: a run has one seed, the top-level `seed`"),
+        ("adapt.evals_per_epoch=2", "adapt.evals_per_epoch=2 is invalid; allowed: 1 (adaptation has no validation)"),
+        ("distill.warmup_ratio=1.5", "distill.warmup_ratio=1.5 is invalid; allowed: [0, 1)"),
         ("data.encoding=klingon", "not a known codec"),
         ("novalue", "section.key=value"),
     ],
@@ -62,9 +66,6 @@ def test_refit_values_are_checked() -> None:
 
 
 def test_bad_gate_action_or_thread_counts_in_the_config_say_what_is_allowed() -> None:
-    from export.config import load_config
-    from export.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"verify.on_gate_fail='maybe' is invalid; allowed: fail, skip"):
         load_config(None, ["verify.on_gate_fail=maybe"])
     with pytest.raises(ConfigError, match=r"verify.latency_threads=\(1, 0\) is invalid; allowed: one or more"):

@@ -252,7 +252,7 @@ def test_pipeline_calibrated_modes(tiny_bert_dir: Path, sst2_path: Path, tmp_pat
         out,
         "onnx.teacher=false",
         "onnx.quantize=int8-static",
-        "tflite.precisions=fp32,int8-full,16x8",
+        "tflite.quantize=int8-full,16x8",
         "tflite.buckets=16",
         "quantize.calibration_samples=32",
         "quantize.sensitivity_samples=32",

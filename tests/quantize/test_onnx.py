@@ -16,6 +16,7 @@ from export.architectures import arch_for, model_input_names
 from export.classifier import Classifier
 from export.config import OnnxConfig
 from export.convert.onnx import export_onnx, to_onnx
+from export.convert.quantized import quantized_onnx
 from export.errors import ConfigError, QuantizationError
 from quantize.calibration import draw_texts
 from quantize.modes import OnnxQuant
@@ -190,16 +191,16 @@ def test_falls_back_to_the_exported_model_when_pre_processing_fails(
     assert leftovers(out, cwd, system_tmp) == [str(q)]
 
 
-def test_to_onnx_static_without_calibration_is_a_config_error(tmp_path: Path) -> None:
+def test_quantized_onnx_static_without_calibration_is_a_config_error(tmp_path: Path) -> None:
     clf = tiny_classifier("bert", tmp_path / "unused", LABELS)
     cfg = OnnxConfig(quantize=(OnnxQuant.DYNAMIC_INT8, OnnxQuant.STATIC_INT8))
     with pytest.raises(ConfigError, match="int8-static, which needs calibration texts.*remove it from onnx.quantize"):
-        to_onnx([clf], cfg, tmp_path / "artifacts")
+        quantized_onnx([clf], [], cfg, tmp_path / "artifacts")
     assert not (tmp_path / "artifacts").exists()
 
 
 @pytest.mark.slow
-def test_to_onnx_static_calibrates_on_texts_and_ships_fp32_unchanged(tiny_bert_dir: Path, tmp_path: Path) -> None:
+def test_quantized_onnx_static_calibrates_on_texts_and_leaves_fp32(tiny_bert_dir: Path, tmp_path: Path) -> None:
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
@@ -213,7 +214,8 @@ def test_to_onnx_static_calibrates_on_texts_and_ships_fp32_unchanged(tiny_bert_d
     calibration = draw_texts(texts, 16, 8, seed=0)
     out = tmp_path / "artifacts"
     cfg = OnnxConfig(quantize=(OnnxQuant.STATIC_INT8,))
-    fp32, static = to_onnx([clf], cfg, out, calibration=calibration, max_length=32)
+    (fp32,) = to_onnx([clf], cfg, out)
+    (static,) = quantized_onnx([clf], [fp32], cfg, out, calibration=calibration, max_length=32)
     assert (static.precision, static.source, static.path.name) == (
         "int8-static",
         fp32.name,

@@ -11,8 +11,10 @@ from ai_edge_litert.interpreter import Interpreter
 from transformers import AutoTokenizer
 
 from export.architectures import model_input_names
+from export.artifacts import Artifact, Format
 from export.classifier import Classifier, resolve_model_path
 from export.config import QuantizeConfig, TfliteConfig
+from export.convert.quantized import quantized_tflite
 from export.convert.tflite import convert_tflite, tflite_signatures, to_tflite
 from export.errors import ConfigError
 from quantize import full_integer
@@ -46,16 +48,16 @@ def calibrated_export(tokenizer, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("calibrated")
     clf = _classifier("distilbert", tokenizer, tmp)
     precisions = (
-        TfliteQuant.FP32,
         TfliteQuant.WEIGHT_ONLY_INT8,
         TfliteQuant.FULL_INT8,
         TfliteQuant.FULL_INT8_IO,
         TfliteQuant.INT16X8,
     )
-    cfg = TfliteConfig(precisions=precisions, buckets=(16,))
+    cfg = TfliteConfig(quantize=precisions, buckets=(16,))
     texts = draw_texts(_texts(120, 0), calibration=48, sensitivity=48, seed=0)
     quant = QuantizeConfig(target_agreement=0.95, max_float_groups=3)
-    artifacts = to_tflite(clf, cfg, tmp, seq_len=32, calibration=texts, quant=quant)
+    fp32 = to_tflite(clf, cfg, tmp, max_length=32)
+    artifacts = [fp32, *quantized_tflite(clf, fp32, cfg, tmp, max_length=32, calibration=texts, quant=quant)]
     return clf, {a.precision: a for a in artifacts}
 
 
@@ -125,7 +127,7 @@ def test_runtime_dequantizes_int8_logits(calibrated_export) -> None:
 @pytest.mark.slow
 def test_search_keeps_groups_in_float_until_the_target(tokenizer, tmp_path: Path) -> None:
     clf = _classifier("bert", tokenizer, tmp_path)
-    path = convert_tflite(clf.model, tmp_path / "fp32.tflite", seq_len=16)
+    path = convert_tflite(clf.model, tmp_path / "fp32.tflite", lengths=16)
     names = model_input_names(clf.model)
     rows = lambda texts: [("len_16", r) for _, r in encode(tokenizer, texts, names, 16, (16,))]  # noqa: E731
     flatbuffer = path.read_bytes()
@@ -162,9 +164,10 @@ def test_search_keeps_groups_in_float_until_the_target(tokenizer, tmp_path: Path
 
 def test_calibrated_modes_need_calibration_texts(tokenizer, tmp_path: Path) -> None:
     clf = _classifier("distilbert", tokenizer, tmp_path)
-    cfg = TfliteConfig(precisions=(TfliteQuant.FP32, TfliteQuant.FULL_INT8), buckets=())
+    cfg = TfliteConfig(quantize=(TfliteQuant.FULL_INT8,), buckets=())
+    fp32 = Artifact("student-tflite-fp32", tmp_path / "unused.tflite", Format.TFLITE, "fp32", "student", "student", 16)
     with pytest.raises(ConfigError, match="need calibration and sensitivity texts"):
-        to_tflite(clf, cfg, tmp_path, seq_len=16)
+        quantized_tflite(clf, fp32, cfg, tmp_path, max_length=16)
     assert not list(tmp_path.glob("*.tflite")), "nothing may be written before the check"
     with pytest.raises(ValueError, match="quantize_tflite_calibrated"):
         quantize_tflite(tmp_path / "x.tflite", tmp_path / "y.tflite", TfliteQuant.FULL_INT8)

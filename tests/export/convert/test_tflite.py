@@ -18,6 +18,7 @@ import quantize.tflite as quant_mod
 from export.architectures import ARCHITECTURES
 from export.artifacts import Format
 from export.config import TfliteConfig
+from export.convert.quantized import quantized_tflite
 from export.convert.tflite import TfliteConversionError, convert_tflite, model_input_names, tflite_signature, to_tflite
 from export.errors import ExportError
 from quantize.tflite import TfliteQuant, TfliteQuantizationError, quantize_tflite
@@ -56,7 +57,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Export
         if name not in cache:
             model = tiny_model(name)
             out = tmp_path_factory.mktemp(name)
-            fp32 = convert_tflite(model, out / "model.tflite", seq_len=SEQ_LEN)
+            fp32 = convert_tflite(model, out / "model.tflite", lengths=SEQ_LEN)
             int8 = quantize_tflite(fp32, out / "model-int8.tflite", TfliteQuant.DYNAMIC_INT8)
             cache[name] = Exported(model, model_logits(model), fp32, int8)
         return cache[name]
@@ -120,18 +121,19 @@ def test_fp16_is_smaller_and_close(exported: Callable[[str], Exported], arch: st
 @pytest.mark.slow
 def test_convert_tflite_quantizes_in_one_call(exported: Callable[[str], Exported], tmp_path: Path) -> None:
     e = exported("distilbert")
-    out = convert_tflite(e.model, tmp_path / "q.tflite", seq_len=SEQ_LEN, quantization=TfliteQuant.DYNAMIC_INT8)
+    out = convert_tflite(e.model, tmp_path / "q.tflite", lengths=SEQ_LEN, quantization=TfliteQuant.DYNAMIC_INT8)
     assert out.stat().st_size < e.fp32.stat().st_size
     assert tflite_signature(out) == tflite_signature(e.fp32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.tflite"]  # the fp32 temp file is gone
 
 
 @pytest.mark.slow
-def test_to_tflite_writes_one_artifact_per_precision(tmp_path: Path) -> None:
+def test_to_tflite_and_quantized_tflite_write_one_artifact_per_precision(tmp_path: Path) -> None:
     clf = tiny_classifier("distilbert", tmp_path, ("a", "b", "c"))
     model = clf.model
-    cfg = TfliteConfig(precisions=(TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8, TfliteQuant.FP16))
-    arts = to_tflite(clf, cfg, tmp_path / "artifacts", seq_len=SEQ_LEN)
+    cfg = TfliteConfig(quantize=(TfliteQuant.DYNAMIC_INT8, TfliteQuant.FP16))
+    fp32 = to_tflite(clf, cfg, tmp_path / "artifacts", max_length=SEQ_LEN)
+    arts = [fp32, *quantized_tflite(clf, fp32, cfg, tmp_path / "artifacts", max_length=SEQ_LEN)]
     assert [(a.name, a.precision, a.source) for a in arts] == [
         ("student-tflite-fp32", "fp32", "student"),
         ("student-tflite-int8-dynamic", "int8-dynamic", "student-tflite-fp32"),
@@ -155,17 +157,17 @@ class DataDependent(torch.nn.Module):
 def test_unconvertible_module_raises_typed_error(module: torch.nn.Module, tmp_path: Path) -> None:
     out = tmp_path / "model.tflite"
     with pytest.raises(TfliteConversionError, match="DataDependent|Linear") as info:
-        convert_tflite(module, out, seq_len=SEQ_LEN)  # type: ignore[arg-type]
+        convert_tflite(module, out, lengths=SEQ_LEN)  # type: ignore[arg-type]
     assert isinstance(info.value, ExportError)
     assert not out.exists()
 
 
 def test_bad_arguments_raise_config_errors(tmp_path: Path) -> None:
     model = tiny_model("distilbert")
-    with pytest.raises(ValueError, match="seq_len"):
-        convert_tflite(model, tmp_path / "m.tflite", seq_len=0)
+    with pytest.raises(ValueError, match="lengths"):
+        convert_tflite(model, tmp_path / "m.tflite", lengths=0)
     with pytest.raises(ValueError, match="quantization"):
-        convert_tflite(model, tmp_path / "m.tflite", seq_len=SEQ_LEN, quantization="int8")  # type: ignore[arg-type]
+        convert_tflite(model, tmp_path / "m.tflite", lengths=SEQ_LEN, quantization="int8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mode"):
         quantize_tflite(tmp_path / "m.tflite", tmp_path / "q.tflite", TfliteQuant.FP32)
     assert list(tmp_path.iterdir()) == []
@@ -177,7 +179,7 @@ def test_failed_conversion_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     monkeypatch.setattr(tflite_mod.litert_torch, "signature", boom)
     with pytest.raises(TfliteConversionError, match="DistilBertForSequenceClassification.*converter crashed"):
-        convert_tflite(tiny_model("distilbert"), tmp_path / "model.tflite", seq_len=SEQ_LEN)
+        convert_tflite(tiny_model("distilbert"), tmp_path / "model.tflite", lengths=SEQ_LEN)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,6 +12,7 @@ import torch
 from export.classifier import Classifier, torch_logits
 from export.config import TfliteConfig, load_config
 from export.convert.bundle import make_bundle
+from export.convert.quantized import quantized_tflite
 from export.convert.tflite import tflite_signatures, to_tflite
 from export.errors import ConfigError
 from quantize.modes import TfliteQuant
@@ -48,9 +49,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Classifier, dict
     """A tiny BERT exported once with buckets 8 and 16, fp32 and int8, as sealed bundles."""
     directory = tmp_path_factory.mktemp("bucket-model")
     clf = tokenized_classifier("bert", directory, ("a", "b", "c"))
-    cfg = TfliteConfig(precisions=(TfliteQuant.FP32, TfliteQuant.DYNAMIC_INT8), buckets=BUCKETS[:-1])
+    cfg = TfliteConfig(quantize=(TfliteQuant.DYNAMIC_INT8,), buckets=BUCKETS[:-1])
     bundles = {}
-    for art in to_tflite(clf, cfg, directory / "artifacts", seq_len=MAX_LENGTH):
+    fp32 = to_tflite(clf, cfg, directory / "artifacts", max_length=MAX_LENGTH)
+    for art in (fp32, *quantized_tflite(clf, fp32, cfg, directory / "artifacts", max_length=MAX_LENGTH)):
         bundles[art.precision] = directory / "bundles" / art.name
         make_bundle(art, clf, bundles[art.precision], MAX_LENGTH)
     return clf, bundles

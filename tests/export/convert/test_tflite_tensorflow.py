@@ -111,8 +111,8 @@ def test_to_tflite_with_tensorflow_buckets_and_bundle(tmp_path: Path) -> None:
     from export.classifier import torch_logits as hf_logits
 
     clf = tokenized_classifier("roberta", tmp_path / "model", ("a", "b", "c"))
-    cfg = TfliteConfig(converter=TfliteConverter.TENSORFLOW, precisions=(TfliteQuant.FP32,), buckets=(8,))
-    (art,) = to_tflite(clf, cfg, tmp_path / "artifacts", seq_len=16)
+    cfg = TfliteConfig(converter=TfliteConverter.TENSORFLOW, quantize=(), buckets=(8,))
+    art = to_tflite(clf, cfg, tmp_path / "artifacts", max_length=16)
     assert set(tflite_signatures(art.path)) == {"len_8", "len_16"}
     manifest = make_bundle(art, clf, tmp_path / "bundle", 16)
     assert manifest.buckets == (8, 16)

@@ -35,10 +35,10 @@ def test_csv_tsv_jsonl_with_string_and_int_labels(tmp_path: Path) -> None:
 
 def test_splits_are_seeded_and_disjoint(tmp_path: Path) -> None:
     path = write_file(tmp_path / "d.csv", "text,label\n" + "".join(f"text number {i},{i % 3}\n" for i in range(300)))
-    a, b = load_data(DataConfig(train=path, seed=1)), load_data(DataConfig(train=path, seed=1))
+    a, b = load_data(DataConfig(train=path), seed=1), load_data(DataConfig(train=path), seed=1)
     assert a.train.texts == b.train.texts and a.eval.texts == b.eval.texts
     assert not set(a.train.texts) & set(a.eval.texts) and not set(a.train.texts) & set(a.validation.texts)
-    c = load_data(DataConfig(train=path, seed=2))
+    c = load_data(DataConfig(train=path), seed=2)
     assert c.eval.texts != a.eval.texts
 
 

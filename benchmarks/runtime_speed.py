@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ os.environ.setdefault("USE_TF", "0")
 
 import numpy as np
 
-from export.report.document import machine
+from export.report.machine import cpu_info, machine
 from runtime import TextClassifier
 from runtime.bench import BenchResult, bench, read_texts
 
@@ -48,17 +47,14 @@ def encoder_flops(cfg: dict, seq: int) -> float:
 
 def peak_gflops() -> tuple[float, str]:
     """fp32 peak of one core from its clock and vector units (an estimate; says which)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    mhz = max((float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)), default=0.0)
-    flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split()) if "flags" in info else set()
-    amd = "AuthenticAMD" in info
-    if "avx512f" in flags and not amd:
+    cpu = cpu_info()
+    if "avx512f" in cpu.flags and cpu.vendor != "AuthenticAMD":
         per_cycle, why = 64, "2 AVX-512 FMA units"
-    elif "avx512f" in flags or "avx2" in flags:
-        per_cycle, why = 32, "2×256-bit FMA (AVX-512 double-pumped)" if "avx512f" in flags else "2 AVX2 FMA units"
+    elif "avx512f" in cpu.flags or "avx2" in cpu.flags:
+        per_cycle, why = 32, "2×256-bit FMA (AVX-512 double-pumped)" if "avx512f" in cpu.flags else "2 AVX2 FMA units"
     else:
         per_cycle, why = 16, "SSE"
-    return per_cycle * mhz / 1000.0, f"{per_cycle} fp32 FLOP/cycle ({why}) × {mhz:.0f} MHz"
+    return per_cycle * cpu.mhz / 1000.0, f"{per_cycle} fp32 FLOP/cycle ({why}) × {cpu.mhz:.0f} MHz"
 
 
 def teacher_bench(model_dir: Path, texts: list[str]) -> tuple[BenchResult, float]:

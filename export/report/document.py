@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from export.errors import ConfigError
+from export.report.machine import machine
 from export.verify.budget import Choice
 from export.verify.bundles import Confusion
 from export.verify.drift import DriftCheck, drift_table
@@ -106,40 +106,6 @@ class Report:
         if self.selection:
             out["selection"] = dict(self.selection)
         return out
-
-
-def machine() -> dict[str, Any]:
-    """CPU model with its widest vector ISA (int8 and fp32 speed ratios depend on it), core count
-    and Python version, so latency and training figures can be read in context."""
-    name, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not name:
-                name = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    import os  # noqa: PLC0415
-
-    cpu, isa = name or platform.processor() or platform.machine(), cpu_isa(flags)
-    return {
-        "cpu": f"{cpu} ({isa})" if isa else cpu,
-        "isa": isa,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-
-
-def cpu_isa(flags: set[str]) -> str:
-    """The widest x86 vector ISA among /proc/cpuinfo ``flags`` ("" when none is known, e.g. ARM)."""
-    if "avx512_vnni" in flags:
-        return "AVX-512 VNNI + AMX" if "amx_int8" in flags else "AVX-512 VNNI"
-    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
-        if flag in flags:
-            return name
-    return ""
 
 
 @dataclass(frozen=True)
@@ -385,32 +351,6 @@ def draw_charts(report: Report, out_dir: Path) -> tuple[list[tuple[str, str]], s
         path = charts.confusion_matrix(report.confusion, out_dir / "confusion.png")
         drawn.append((f"Confusion matrix of {report.confusion.artifact}", path.name))
     return drawn, None
-
-
-def junit_xml(report: Report) -> str:
-    """JUnit XML: one test case per artifact (its threshold and drift failures, or why the gate
-    left it out, as a skipped case), plus the budget."""
-    import xml.etree.ElementTree as ET  # noqa: PLC0415
-
-    cases: list[tuple[str, list[str], str]] = []
-    for r in report.results:
-        drift = [d.failure for d in report.drift if d.artifact == r.name and d.failure]
-        cases.append((r.name, [*r.failures, *drift], r.skipped))
-    if report.choice is not None and (report.choice.budget_ms is not None or report.choice.budget_mb is not None):
-        cases.append(("budget", [report.choice.failure] if report.choice.failure else [], ""))
-    failed = sum(1 for _, f, _ in cases if f)
-    skipped = sum(1 for _, f, s in cases if s and not f)
-    counts = {"tests": str(len(cases)), "failures": str(failed), "skipped": str(skipped)}
-    suites = ET.Element("testsuites", name="bert-mobile-kit", **counts)
-    suite = ET.SubElement(suites, "testsuite", name=f"export {report.kind}", errors="0", **counts)
-    for name, failures, skip in cases:
-        case = ET.SubElement(suite, "testcase", classname=f"export.{report.kind}", name=name)
-        if failures:
-            ET.SubElement(case, "failure", message=failures[0], type="threshold").text = "\n".join(failures)
-        elif skip:
-            ET.SubElement(case, "skipped", message=skip)
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def load_report(path: Path) -> dict[str, Any]:

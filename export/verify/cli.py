@@ -30,7 +30,8 @@ import numpy as np
 from export.config import DataConfig
 from export.data.dataset import read_rows
 from export.errors import ConfigError, ExportError
-from export.report.document import Report, junit_xml, load_report, table, write_report
+from export.report.document import Report, load_report, table, write_report
+from export.report.junit import junit_xml
 from export.verify.budget import choose
 from export.verify.bundles import Gates, LabelledTexts, confusion, load_reference, verify_bundles
 from export.verify.drift import DriftTolerance, drift_checks, drift_table, logit_sample

@@ -1,5 +1,5 @@
-"""report.md / report.json: the verify table (every thread count, int8 vs fp32), which model each
-number measures, and the machine line with the CPU's vector ISA."""
+"""report.md / report.json: the verify table (every thread count, int8 vs fp32) and which model each
+number measures."""
 
 from __future__ import annotations
 
@@ -37,23 +37,6 @@ def test_the_table_shows_every_thread_count_and_flags_an_int8_slower_than_fp32()
     # A result read from a report written before 2-thread figures (no "latency") keeps its 1-thread p50.
     old = dataclasses.replace(results[0], latency={})
     assert "| 2.00 / 4.00 | — | — |" in table([old, results[2]]), table([old, results[2]])
-
-
-def test_machine_names_the_widest_vector_isa() -> None:
-    """Speed ratios are only read with the CPU's ISA next to them: report.md and BENCHMARKS print it."""
-    from export.report.document import cpu_isa, machine
-
-    cases = {
-        frozenset({"sse4_2", "avx", "avx2"}): "AVX2",
-        frozenset({"avx2", "avx512f"}): "AVX-512",
-        frozenset({"avx2", "avx512f", "avx512_vnni"}): "AVX-512 VNNI",
-        frozenset({"avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"}): "AVX-512 VNNI + AMX",
-        frozenset({"fp", "asimd"}): "",
-    }
-    for flags, want in cases.items():
-        assert cpu_isa(set(flags)) == want, (sorted(flags), cpu_isa(set(flags)), want)
-    m = machine()
-    assert m["isa"] in m["cpu"], m
 
 
 def _selection(refit: str, trained_on: bool) -> dict:

@@ -11,8 +11,8 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.verify.bundles import Confusion
-from export.verify.engine import ArtifactResult
+from export.verify.judge import ArtifactResult
+from export.verify.outputs import Confusion
 
 FORMAT_COLORS = {"pytorch": "#7f7f7f", "onnx": "#1f77b4", "tflite": "#ff7f0e"}
 FP32_MARKER, QUANTIZED_MARKER = "o", "s"

@@ -19,10 +19,10 @@ from typing import Any
 from export.errors import ConfigError
 from export.report.machine import machine
 from export.verify.budget import Choice
-from export.verify.bundles import Confusion
 from export.verify.drift import DriftCheck, drift_table
-from export.verify.engine import ArtifactResult
+from export.verify.judge import ArtifactResult
 from export.verify.latency import Latencies, latency_key
+from export.verify.outputs import Confusion
 
 REPORT_VERSION = 1
 

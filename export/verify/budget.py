@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from export.verify.engine import ArtifactResult
+from export.verify.judge import ArtifactResult
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from runtime.classifier import golden_atol
 
 if TYPE_CHECKING:
     from export.report.document import Report
-    from export.verify.bundles import Outputs
+    from export.verify.outputs import Outputs
 
 
 @dataclass(frozen=True)

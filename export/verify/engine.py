@@ -1,19 +1,23 @@
-"""Verification of what the pipeline just exported: every artifact against its source.
+"""Verification: every model and bundle run on labelled texts and judged against its source.
 
-Exported bundles are run through :mod:`runtime` — the code that ships — so the check
-covers the tokenizer, input binding and padding as well as the model file. fp32 exports must
-match their PyTorch source's logits within the architecture's tolerance; quantized ones face
-the accuracy gate (``max_drop`` points against their fp32 source), whose failure either fails
-the run or, with ``on_gate_fail = skip``, leaves the artifact out (:func:`apply_gate`).
+One engine for both callers. :func:`verify` checks what the pipeline just exported (it knows
+each artifact's source); :func:`verify_bundles` checks bundles already on disk against
+reference model folders (``python -m export verify``). Both only gather outputs and say what
+each one must prove (:class:`~export.verify.judge.Checks`);
+:func:`~export.verify.judge.judge` measures and decides, for every result.
 
-:mod:`export.verify.bundles` checks bundles already on disk (``python -m export verify``).
+Exported bundles are run through :mod:`runtime` — the code that ships — so the check covers the
+tokenizer, input binding and padding as well as the model file. An fp32 export must match its
+PyTorch source's logits within the architecture's tolerance; a quantized one faces the accuracy
+gate (``max_drop`` points and, when set, ``min_agreement`` against its source), whose failure
+either fails the run or, with ``on_gate_fail = skip``, leaves the artifact out.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,89 +26,11 @@ from export.artifacts import Artifact, Format
 from export.classifier import Classifier, torch_logits
 from export.config import VerifyConfig
 from export.data.dataset import Split
-from export.verify.latency import Latencies, bundle_latency, latency_key, torch_latency
-from quantize.modes import GateAction
-from runtime import Manifest, TextClassifier
-
-
-@dataclass(frozen=True)
-class ArtifactResult:
-    """Verify's numbers for one artifact (or PyTorch model).
-
-    Attributes:
-        accuracy: Fraction correct on the eval split.
-        agreement: Fraction of eval texts where its label equals the reference's (the fp32
-            teacher in the pipeline); None when there is no reference to agree with.
-        max_abs_delta: Max |logit Δ| against ``source`` over the eval split (None for sources).
-        tolerance: The parity bound ``max_abs_delta`` must meet (fp32 exports), else None.
-        accuracy_drop: Points lost against ``source`` (positive = worse), None for sources.
-        p50_ms / p90_ms: Per-text latency at batch 1 with ``threads`` threads (the first of
-            the thread counts measured), tokenization included; the figure drift checks and
-            budgets use.
-        failures: Why it failed; empty when it passed (or was skipped).
-        latency: p50 / p90 at every thread count measured, keyed ``"1t"``, ``"2t"``, ...
-        skipped: Why the accuracy gate left it out (``on_gate_fail = skip``); empty otherwise.
-        notes: What the quantizer decided (e.g. op groups kept in float), from the artifact.
-        source_agreement: Fraction of eval texts where its label equals ``source``'s (for a
-            quantized artifact: label agreement with its fp32 model); None for sources.
-    """
-
-    name: str
-    format: str
-    precision: str
-    model: str
-    source: str
-    size_bytes: int
-    accuracy: float
-    agreement: float | None
-    max_abs_delta: float | None
-    tolerance: float | None
-    accuracy_drop: float | None
-    p50_ms: float
-    p90_ms: float
-    threads: int
-    failures: tuple[str, ...] = field(default_factory=tuple)
-    latency: Latencies = field(default_factory=dict)
-    skipped: str = ""
-    notes: tuple[str, ...] = ()
-    source_agreement: float | None = None
-
-    @property
-    def passed(self) -> bool:
-        """No check failed. A skipped artifact passed: it is left out, not shipped broken."""
-        return not self.failures
-
-    @property
-    def status(self) -> str:
-        """``fail``, ``skipped`` or ``pass``."""
-        return "fail" if self.failures else "skipped" if self.skipped else "pass"
-
-
-def apply_gate(
-    name: str, failures: Sequence[str], gate: Sequence[str], action: GateAction
-) -> tuple[tuple[str, ...], str]:
-    """Decides what an artifact's accuracy-gate failures do.
-
-    Args:
-        name: The artifact (failure messages start with it).
-        failures: Failures no action can waive (parity, labels); already prefixed with ``name``.
-        gate: Accuracy-gate failures of a quantized artifact (without the name).
-        action: ``fail`` makes gate failures ordinary failures; ``skip`` turns them into the
-            reason the artifact is left out — but only when nothing else failed, so skip never
-            hides a parity failure.
-
-    Returns:
-        The failures and the skip reason (empty when not skipped).
-    """
-    if gate and not failures and action is GateAction.SKIP:
-        return (), "accuracy gate: " + "; ".join(gate)
-    return (*failures, *(f"{name}: {g}" for g in gate)), ""
-
-
-def latency_figures(lat: Latencies, threads: Sequence[int]) -> dict[str, object]:
-    """The ArtifactResult fields of one artifact's latency: all of it, and the first thread count's."""
-    first = lat[latency_key(threads[0])]
-    return {"p50_ms": first["p50_ms"], "p90_ms": first["p90_ms"], "threads": threads[0], "latency": lat}
+from export.errors import ConfigError
+from export.verify.judge import ArtifactResult, Checks, Subject, judge, parity_tolerance
+from export.verify.latency import Latencies, bundle_latency, torch_latency
+from export.verify.outputs import LabelledTexts, Outputs
+from runtime import Manifest, TextClassifier, load_manifest
 
 
 @dataclass(frozen=True)
@@ -138,6 +64,10 @@ def verify(
 ) -> tuple[list[ArtifactResult], dict[str, np.ndarray]]:
     """Checks every PyTorch model and bundle on the eval split; collects all failures.
 
+    The student must lose at most ``max_student_drop`` points against the teacher, an fp32
+    export match its model's logits (:func:`parity_tolerance`), a quantized one pass the
+    accuracy gate against its source (``max_drop``, ``min_agreement``).
+
     Args:
         models: The PyTorch models; the first is the fp32 reference (the teacher).
         artifacts: Exported artifacts; each one's ``source`` names a model or another artifact.
@@ -149,63 +79,160 @@ def verify(
     Returns:
         One result per model and artifact, in order, and the eval logits of each by name.
     """
-    texts, labels = list(data.texts), data.labels
+    texts = list(data.texts)
+    truth = LabelledTexts(tuple(texts), tuple(str(int(y)) for y in data.labels), "eval split")
     sample = texts[: cfg.latency_samples]
-    logits: dict[str, np.ndarray] = {}
+    outputs = {clf.name: Outputs.indexed(torch_logits(clf, texts, max_length)) for clf in models}
+    teacher, by_name = models[0], {m.name: m for m in models}
+    student = Checks(max_drop=cfg.max_student_drop, drop_limit="max student drop")
     results: list[ArtifactResult] = []
-    by_name = {m.name: m for m in models}
-    reference = models[0]
     for clf in models:
-        logits[clf.name] = torch_logits(clf, texts, max_length)
-    ref_labels = logits[reference.name].argmax(-1)
-
-    def result(name: str, art: Artifact | None, clf: Classifier, lat: Latencies, size: int) -> ArtifactResult:
-        got = logits[name]
-        acc = float((got.argmax(-1) == labels).mean())
-        source = art.source if art else ("" if clf is reference else reference.name)
-        delta = drop = tol = source_agreement = None
-        failures: list[str] = []
-        gate: list[str] = []
-        if source:
-            delta = float(np.max(np.abs(got - logits[source])))
-            drop = 100.0 * (float((logits[source].argmax(-1) == labels).mean()) - acc)
-            source_agreement = float((got.argmax(-1) == logits[source].argmax(-1)).mean())
-        if art is not None and not art.quantized:
-            tol = clf.arch.onnx_atol if art.format is Format.ONNX else clf.arch.tflite_atol
-            if not delta <= tol:  # NaN fails too
-                failures.append(f"{name}: max |logit Δ| vs {source} = {delta:.3g} > tolerance {tol:g}")
-        if art is not None and art.quantized and not drop <= cfg.max_drop:
-            gate.append(f"accuracy {100 * acc:.2f}% is {drop:.2f} points below {source} (max drop {cfg.max_drop:g})")
-        if art is None and source and cfg.max_student_drop is not None and not drop <= cfg.max_student_drop:
-            failures.append(
-                f"{name}: accuracy {100 * acc:.2f}% is {drop:.2f} points below {source} "
-                f"(max student drop {cfg.max_student_drop:g})"
-            )
-        final, skipped = apply_gate(name, failures, gate, cfg.on_gate_fail)
-        return ArtifactResult(
-            name=name,
-            format=art.format.value if art else Format.PYTORCH.value,
-            precision=art.precision if art else "fp32",
-            model=clf.name,
-            source=source,
-            size_bytes=size,
-            accuracy=acc,
-            agreement=float((got.argmax(-1) == ref_labels).mean()),
-            max_abs_delta=delta,
-            tolerance=tol,
-            accuracy_drop=drop,
-            failures=final,
-            skipped=skipped,
-            notes=art.notes if art else (),
-            source_agreement=source_agreement,
-            **latency_figures(lat, cfg.latency_threads),
+        subject = replace(
+            _torch_subject(clf, outputs[clf.name], sample, max_length, cfg), reference=outputs[teacher.name]
         )
-
-    for clf in models:
-        lat = torch_latency(clf, sample, max_length, cfg.latency_threads)
-        results.append(result(clf.name, None, clf, lat, (clf.path / "model.safetensors").stat().st_size))
+        if clf is not teacher:
+            subject = replace(subject, source=teacher.name, source_outputs=outputs[teacher.name], checks=student)
+        results.append(judge(subject, truth, cfg))
     for art in artifacts:
         run = run_bundle(bundles[art.name], texts, sample, cfg.latency_threads)
-        logits[art.name] = run.logits
-        results.append(result(art.name, art, by_name[art.model], run.latency, run.size_bytes))
-    return results, logits
+        out = outputs[art.name] = Outputs.indexed(run.logits)
+        subject = Subject(
+            art.name,
+            art.format.value,
+            art.precision,
+            art.model,
+            run.size_bytes,
+            run.latency,
+            out,
+            source=art.source,
+            source_outputs=outputs[art.source],
+            reference=outputs[teacher.name],
+            checks=_export_checks(art, by_name[art.model], cfg),
+            notes=art.notes,
+        )
+        results.append(judge(subject, truth, cfg))
+    return results, {name: o.logits for name, o in outputs.items()}
+
+
+def verify_bundles(
+    bundles: Sequence[Path], references: Sequence[Classifier], data: LabelledTexts, cfg: VerifyConfig
+) -> tuple[list[ArtifactResult], dict[str, Outputs]]:
+    """Checks bundles on disk on labelled texts, each against the reference it was exported from.
+
+    A bundle's reference is the one whose folder name is the manifest's ``source_model``, or
+    the only reference given. Every bundle must label the texts like its reference
+    (``min_agreement``) and lose at most ``max_drop`` points of accuracy — for a quantized
+    bundle that is the accuracy gate, subject to ``on_gate_fail``; an fp32 bundle of the
+    reference model itself must also match its logits within the architecture's tolerance.
+    Manifest labels must equal the reference's ``id2label`` in order. Labels are compared by
+    name, so a label-order mix-up also collapses accuracy and agreement.
+
+    Args:
+        bundles: Bundle directories; each one's name is the artifact name.
+        references: PyTorch reference models (may be empty: then accuracy is all that is measured).
+        data: Texts with label names matching the bundles' labels.
+        cfg: Thresholds, the gate action and latency settings (``max_student_drop`` is not used).
+
+    Returns:
+        One result per reference, then one per bundle, and the outputs of each by name.
+
+    Raises:
+        ConfigError: two artifacts share a name, or a bundle has no matching reference.
+        DataError: a label in the data is not one of a model's labels.
+        BundleError: a bundle is missing, invalid or tampered with.
+    """
+    manifests, pairs = _pair(bundles, references)
+    sample = data.texts[: cfg.latency_samples]
+    outputs: dict[str, Outputs] = {}
+    ref_logits: dict[tuple[str, int], np.ndarray] = {}
+
+    def reference_outputs(ref: Classifier, max_length: int) -> Outputs:
+        if (ref.name, max_length) not in ref_logits:
+            ref_logits[ref.name, max_length] = torch_logits(ref, data.texts, max_length)
+        return Outputs(ref.label_names, ref_logits[ref.name, max_length])
+
+    results: list[ArtifactResult] = []
+    for ref in references:
+        n = next((m.max_length for m, r in zip(manifests, pairs, strict=True) if r is ref), manifests[0].max_length)
+        out = outputs[ref.name] = reference_outputs(ref, n)
+        results.append(judge(_torch_subject(ref, out, sample, n, cfg), data, cfg))
+    for bundle, m, ref in zip(bundles, manifests, pairs, strict=True):
+        run = run_bundle(bundle, data.texts, sample, cfg.latency_threads)
+        out = outputs[bundle.name] = Outputs(m.labels, run.logits)
+        notes = tuple(str(n) for n in m.metrics.get("notes") or ())
+        model = m.source_model or (ref.name if ref else "")
+        subject = Subject(bundle.name, m.backend, m.precision, model, run.size_bytes, run.latency, out, notes=notes)
+        if ref is not None:
+            subject = _against_reference(subject, m, ref, reference_outputs(ref, m.max_length), cfg)
+        results.append(judge(subject, data, cfg))
+    return results, outputs
+
+
+def _torch_subject(clf: Classifier, out: Outputs, sample: Sequence[str], max_length: int, cfg: VerifyConfig) -> Subject:
+    """A PyTorch model as a :class:`Subject` (a source: judged against nothing yet), with its latency and size."""
+    size = sum(f.stat().st_size for f in clf.path.iterdir() if f.suffix in (".safetensors", ".bin"))
+    latency = torch_latency(clf, sample, max_length, cfg.latency_threads)
+    return Subject(clf.name, Format.PYTORCH.value, "fp32", clf.name, size, latency, out)
+
+
+def _export_checks(art: Artifact, model: Classifier, cfg: VerifyConfig) -> Checks:
+    """An fp32 export must match its model's logits; a quantized one must pass the accuracy gate."""
+    if art.quantized:
+        return Checks(max_drop=cfg.max_drop, min_agreement=cfg.min_agreement, gated=True)
+    return Checks(tolerance=parity_tolerance(model.arch, art.format.value))
+
+
+def _against_reference(subject: Subject, m: Manifest, ref: Classifier, ref_out: Outputs, cfg: VerifyConfig) -> Subject:
+    """A bundle on disk judged against its reference: labels, parity (fp32 of that model) and gate."""
+    failures = []
+    if m.labels != ref.label_names:
+        same_set = sorted(m.labels) == sorted(ref.label_names)
+        failures.append(
+            f"{subject.name}: manifest labels {list(m.labels)} differ from {ref.name}'s id2label "
+            f"{list(ref.label_names)}" + (" (same labels in another order: a label-order mix-up)" if same_set else "")
+        )
+    own_export = m.precision == "fp32" and m.source_model == ref.name and m.model_type == ref.model_type
+    checks = Checks(
+        tolerance=parity_tolerance(ref.arch, m.backend) if own_export else None,
+        max_drop=cfg.max_drop,
+        min_agreement=cfg.min_agreement,
+        gated=m.precision != "fp32",  # only a quantized bundle's loss is a gate decision
+    )
+    return replace(
+        subject,
+        source=ref.name,
+        source_outputs=ref_out,
+        reference=ref_out,
+        report_source_agreement=False,
+        checks=checks,
+        failures=tuple(failures),
+    )
+
+
+def _pair(bundles: Sequence[Path], references: Sequence[Classifier]) -> tuple[list[Manifest], list[Classifier | None]]:
+    """Each bundle's manifest and reference (:func:`_reference_for`); names must be unique.
+
+    Raises:
+        ConfigError: two artifacts share a name, or a bundle has no matching reference.
+        BundleError: a manifest is missing, invalid or tampered with.
+    """
+    names = [r.name for r in references] + [b.name for b in bundles]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"two artifacts are named {dupes[0]!r}; bundle and reference folder names must be unique")
+    manifests = [load_manifest(b) for b in bundles]
+    return manifests, [_reference_for(b.name, m, references) for b, m in zip(bundles, manifests, strict=True)]
+
+
+def _reference_for(name: str, m: Manifest, references: Sequence[Classifier]) -> Classifier | None:
+    if not references:
+        return None
+    by_name = {r.name: r for r in references}
+    if m.source_model in by_name:
+        return by_name[m.source_model]
+    if len(references) == 1:
+        return references[0]
+    raise ConfigError(
+        f"bundle {name} was exported from {m.source_model!r}, but no reference folder has that name "
+        f"(given: {', '.join(by_name)}); pass the folder it was exported from with --reference"
+    )

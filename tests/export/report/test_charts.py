@@ -8,7 +8,7 @@ from pathlib import Path
 def test_the_pipeline_report_gets_the_pareto_chart_or_says_why_not(tmp_path: Path, monkeypatch) -> None:
     from export.report import charts
     from export.report.document import Report, write_report
-    from export.verify.engine import ArtifactResult
+    from export.verify.judge import ArtifactResult
 
     def result(name: str, fmt: str, precision: str, accuracy: float, p50: float, mb: float) -> ArtifactResult:
         source = "" if fmt == "pytorch" else "student"

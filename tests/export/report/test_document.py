@@ -10,7 +10,7 @@ from export.report.document import selection_section
 
 def test_the_table_shows_every_thread_count_and_flags_an_int8_slower_than_fp32() -> None:
     from export.report.document import Report, table
-    from export.verify.engine import ArtifactResult
+    from export.verify.judge import ArtifactResult
 
     def result(name: str, precision: str, source: str, one: float, two: float | None) -> ArtifactResult:
         lat = {"1t": {"p50_ms": one, "p90_ms": 2 * one}}

@@ -18,8 +18,6 @@ import pytest
 
 from export.__main__ import main as export_main
 from export.verify.cli import main as verify_main
-from export.verify.engine import apply_gate
-from quantize.modes import GateAction
 from runtime import load_manifest
 from tests.builders import seal_again
 
@@ -256,18 +254,3 @@ def test_verify_skip_never_hides_a_parity_or_label_failure(skip_run, sst2_path: 
     assert "student-onnx-int8-mixed: agreement with student is 0.00% < minimum 99.00%" in stderr, stderr
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert report["left_out"] == [] and "Left out" not in stdout, (report["left_out"], stdout)
-
-
-@pytest.mark.parametrize(
-    ("failures", "gate", "action", "expected"),
-    [
-        ([], ["accuracy low"], GateAction.FAIL, (("a: accuracy low",), "")),
-        ([], ["accuracy low", "agreement low"], GateAction.SKIP, ((), "accuracy gate: accuracy low; agreement low")),
-        (["a: parity"], ["accuracy low"], GateAction.SKIP, (("a: parity", "a: accuracy low"), "")),
-        (["a: parity"], [], GateAction.SKIP, (("a: parity",), "")),
-        ([], [], GateAction.SKIP, ((), "")),
-    ],
-)
-def test_apply_gate_skips_only_a_gate_only_failure(failures, gate, action, expected) -> None:
-    got = apply_gate("a", failures, gate, action)
-    assert got == expected, (failures, gate, action, got)

@@ -46,7 +46,6 @@ def pareto(
         ``path``, written as PNG.
     """
     from matplotlib.figure import Figure  # noqa: PLC0415
-    from matplotlib.lines import Line2D  # noqa: PLC0415
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: PLC0415
 
     fig = Figure(figsize=(9.5, 5.8), dpi=DPI, layout="constrained")
@@ -81,12 +80,23 @@ def pareto(
         title += f"; budget {' and '.join(b for b in budget if b)}"
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
+    handles = _legend(results, len(front) > 1, budget_ms, chosen)
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, labelspacing=1.3)
+    _label_points(ax, results, xs, ys, area, chosen)  # last: it needs the final layout
+    fig.savefig(path)
+    return path
+
+
+def _legend(results: Sequence[ArtifactResult], with_front: bool, budget_ms: float | None, chosen: str | None) -> list:
+    """The Pareto chart's legend: formats, precisions, the smallest and biggest file, and each mark shown."""
+    from matplotlib.lines import Line2D  # noqa: PLC0415 - matplotlib is the optional report extra
+
     handles = [_dot(FORMAT_COLORS[f], FP32_MARKER, f) for f in FORMAT_COLORS if any(r.format == f for r in results)]
     handles += [_dot("0.8", FP32_MARKER, "fp32"), _dot("0.8", QUANTIZED_MARKER, "quantized")]
-    small = min(r.size_bytes for r in results)
+    small, biggest = min(r.size_bytes for r in results), max(r.size_bytes for r in results) or 1
     for size in sorted({small, biggest}):
         handles.append(_dot("0.8", FP32_MARKER, f"{size / 1e6:.1f} MB", ms=(40 + 900 * size / biggest) ** 0.5))
-    if len(front) > 1:  # one point alone dominates every other: no line to explain
+    if with_front:  # one point alone dominates every other: no line to explain
         handles.append(Line2D([], [], ls="--", color="0.4", label="Pareto front\n(verified ones)"))
     if budget_ms is not None:
         handles.append(Line2D([], [], ls=":", color=CHOSEN_COLOR, lw=1.5, label=f"budget {budget_ms:g} ms"))
@@ -97,10 +107,7 @@ def pareto(
     if any(r.skipped for r in results):
         gate = "left out\n(accuracy gate)"
         handles.append(Line2D([], [], ls="", marker="x", color=LEFT_OUT_COLOR, mew=2.5, label=gate))
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, labelspacing=1.3)
-    _label_points(ax, results, xs, ys, area, chosen)  # last: it needs the final layout
-    fig.savefig(path)
-    return path
+    return handles
 
 
 def confusion_matrix(conf: Confusion, path: Path) -> Path:

@@ -131,11 +131,11 @@ def nested_rows(cfg: PipelineConfig, seeds: list[int], student_seeds: list[int] 
     Each of ``student_seeds`` adds the two students trained with that seed from the first seed's
     teachers."""
     data = load_data(cfg.data, cfg.seed)
-    runs = [(str(s), dataclasses.replace(cfg, seed=s), None) for s in seeds]
-    runs += [(f"{seeds[0]}, student {s}", dataclasses.replace(cfg, seed=seeds[0]), s) for s in student_seeds]
+    runs = [(s, None) for s in seeds] + [(seeds[0], s) for s in student_seeds]
     rows = []
-    for label, run_cfg, student_seed in runs:
-        stages = nested_stages(run_cfg, data, student_seed)
+    for teacher_seed, student_seed in runs:
+        label = str(teacher_seed) if student_seed is None else f"{teacher_seed}, student {student_seed}"
+        stages = nested_stages(dataclasses.replace(cfg, seed=teacher_seed), data, student_seed)
         for name, stage in stages.items():
             s = stage.summary()
             # a refit stops at the epoch its selection run chose
@@ -143,6 +143,8 @@ def nested_rows(cfg: PipelineConfig, seeds: list[int], student_seeds: list[int] 
             rows.append(
                 {
                     "seed": label,
+                    "teacher_seed": teacher_seed,
+                    "student_seed": student_seed,
                     "name": name,
                     "train_rows": len(data.train) if "selection" in name else len(data.refit_rows(include_eval=False)),
                     "validation": s.get("best_validation_accuracy"),
@@ -176,8 +178,9 @@ def paired_across(rows: list[dict[str, Any]], seeds: list[str], a: str, b: str) 
 def render_nested(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
     seeds = list(dict.fromkeys(r["seed"] for r in rows))
     m = machine()
-    command = "--nested-only --seeds " + ",".join(x for x in seeds if "student" not in x)
-    if extra := [x.split("student ")[1] for x in seeds if "student" in x]:
+    teacher_seeds = dict.fromkeys(str(r["teacher_seed"]) for r in rows if r["student_seed"] is None)
+    command = "--nested-only --seeds " + ",".join(teacher_seeds)
+    if extra := dict.fromkeys(str(r["student_seed"]) for r in rows if r["student_seed"] is not None):
         command += " --student-seeds " + ",".join(extra)
     lines = [
         NESTED_BEGIN,

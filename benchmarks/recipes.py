@@ -67,10 +67,11 @@ def nested_stages(cfg: PipelineConfig, data: Dataset, student_seed: int | None =
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, refit=Refit.EXCEPT_EVAL))
     teacher = teacher_stage(cfg, data)
     refit_teacher = refit_teacher_stage(cfg, data, teacher)
-    out = {} if student_seed is not None else {"teacher (selection)": teacher, "teacher (refit)": refit_teacher}
-    if student_seed is None:
-        out["plain"] = plain_stage(cfg, data)
-    scfg = cfg if student_seed is None else dataclasses.replace(cfg, seed=student_seed)
+    if student_seed is None:  # the teachers and the plain recipe, then the students of the same seed
+        out = {"teacher (selection)": teacher, "teacher (refit)": refit_teacher, "plain": plain_stage(cfg, data)}
+        scfg = cfg
+    else:  # only the students, of another seed, distilled from this seed's teachers
+        out, scfg = {}, dataclasses.replace(cfg, seed=student_seed)
     student = student_stage(scfg, data, teacher)
     out["student (selection)"] = student
     out["student (refit)"] = refit_student_stage(scfg, data, refit_teacher, student)

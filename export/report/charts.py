@@ -11,6 +11,8 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from export.verify.judge import ArtifactResult
 from export.verify.outputs import Confusion
 
@@ -45,8 +47,8 @@ def pareto(
     Returns:
         ``path``, written as PNG.
     """
-    from matplotlib.figure import Figure  # noqa: PLC0415
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib is the optional report extra
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: PLC0415 - matplotlib is the optional report extra
 
     fig = Figure(figsize=(9.5, 5.8), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -112,8 +114,7 @@ def _legend(results: Sequence[ArtifactResult], with_front: bool, budget_ms: floa
 
 def confusion_matrix(conf: Confusion, path: Path) -> Path:
     """Counts and row percentages of (true, predicted) labels for one artifact, as PNG at ``path``."""
-    import numpy as np  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib is the optional report extra
 
     m = np.asarray(conf.matrix)
     n = len(conf.labels)
@@ -149,7 +150,7 @@ def _pareto_front(xs: Sequence[float], ys: Sequence[float], keep: Sequence[bool]
     return front
 
 
-def _label_points(ax, results, xs, ys, area, chosen) -> None:  # noqa: ANN001
+def _label_points(ax, results, xs, ys, area, chosen) -> None:
     """Names beside the markers, each where it covers no other name or marker.
 
     Tries right, left, above and below the marker, then further out with a leader line;
@@ -196,8 +197,8 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _dot(color: str, marker: str, label: str, ms: float = 9.0, edge: str = "k"):  # noqa: ANN202
-    from matplotlib.lines import Line2D  # noqa: PLC0415
+def _dot(color: str, marker: str, label: str, ms: float = 9.0, edge: str = "k"):
+    from matplotlib.lines import Line2D  # noqa: PLC0415 - matplotlib is the optional report extra
 
     return Line2D(
         [], [], ls="", marker=marker, ms=ms, mfc=color, mec=edge, mew=1.5 if edge != "k" else 0.8, label=label

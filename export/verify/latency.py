@@ -56,7 +56,7 @@ def bundle_latency(bundle: Path, sample: Sequence[str], threads: Sequence[int]) 
 
 def torch_latency(clf: Classifier, sample: Sequence[str], max_length: int, threads: Sequence[int]) -> Latencies:
     """Same as :func:`bundle_latency` for a PyTorch model; torch's thread count is restored after."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - heavy: only when a torch model is timed
 
     previous = torch.get_num_threads()
     out: Latencies = {}

@@ -56,22 +56,27 @@ def scale_classifier(model_file: Path, scale: float) -> None:
 
 
 def sabotage(monkeypatch: pytest.MonkeyPatch, fp32_scale: float | None = None) -> None:
-    """Makes the pipeline's ONNX stage write a broken quantization (classifier negated: every
+    """Makes the pipeline's ONNX quantization write a broken model (classifier negated: every
     label flips) with a quantizer note; ``fp32_scale`` also puts the fp32 export off by that factor."""
     import export.pipeline as pipeline
 
-    real = pipeline.to_onnx
+    real_convert, real_quantize = pipeline.to_onnx, pipeline.quantized_onnx
 
-    def broken(*args, **kwargs):  # whatever to_onnx takes
-        artifacts = real(*args, **kwargs)
+    def off(*args, **kwargs):  # whatever to_onnx takes
+        artifacts = real_convert(*args, **kwargs)
         for a in artifacts:
-            if a.quantized:
-                scale_classifier(a.path, -1.0)
-            elif fp32_scale is not None:
+            if fp32_scale is not None:
                 scale_classifier(a.path, fp32_scale)
-        return [dataclasses.replace(a, notes=(NOTE,)) if a.quantized else a for a in artifacts]
+        return artifacts
 
-    monkeypatch.setattr(pipeline, "to_onnx", broken)
+    def broken(*args, **kwargs):  # whatever quantized_onnx takes
+        artifacts = real_quantize(*args, **kwargs)
+        for a in artifacts:
+            scale_classifier(a.path, -1.0)
+        return [dataclasses.replace(a, notes=(NOTE,)) for a in artifacts]
+
+    monkeypatch.setattr(pipeline, "to_onnx", off)
+    monkeypatch.setattr(pipeline, "quantized_onnx", broken)
 
 
 def export_args(model: Path, train: Path, out: Path, *extra: str) -> list[str]:

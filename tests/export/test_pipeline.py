@@ -25,6 +25,14 @@ EXPECTED_BUNDLES = {
     "student-tflite-int8-dynamic",
 }
 
+# Measured on the module's run (200 eval texts): the int8-dynamic student labels all 200 as the
+# fp32 export does, ONNX and TFLite alike; its logits are within 0.028 (ONNX) / 0.010 (TFLite)
+# of fp32's while the smallest fp32 margin between the two labels is 0.86, so no label is near
+# a flip. 0.99 allows 2 of 200 to differ under another library version; inverted labels agree
+# on 0%, random ones on ~50%, and a class-1 bias that flips 7 texts (3.5 points, within the
+# gate's max_drop 5, and within the old |Δ agreement with the teacher| ≤ 0.05) on 96.5%.
+INT8_MIN_AGREEMENT = 0.99
+
 
 def tiny_run_config(model_dir: Path, train: Path, out: Path, *extra: str):
     return load_config(
@@ -36,14 +44,16 @@ def tiny_run_config(model_dir: Path, train: Path, out: Path, *extra: str):
             "data.max_train_samples=400",
             "data.max_eval_samples=200",
             "data.max_length=32",
-            "finetune.epochs=2",
-            "finetune.learning_rate=1e-3",
-            "distill.epochs=1",
-            "distill.learning_rate=1e-3",
+            # Enough training for both models to give both labels (109 of the 200 eval texts
+            # get "1"): at 2 / 1 epochs and 1e-3 both labelled every text "1", so every label
+            # agreement in this file was 100% whatever the exports did.
+            "finetune.epochs=4",
+            "finetune.learning_rate=3e-3",
+            "distill.epochs=2",
+            "distill.learning_rate=3e-3",
             "verify.latency_samples=5",
-            # A random 2-layer model trained for seconds has near-tied logits, where one
-            # int8 flip moves accuracy by 0.5 points on 200 texts; the gate itself is tested
-            # with a deliberately broken quantization in test_gate.py.
+            # A loose gate: the tests below bound each quantized artifact's label agreement
+            # with its source themselves; the gate is tested in tests/export/verify/test_judge.py.
             "verify.max_drop=5",
             *extra,
         ],
@@ -131,13 +141,35 @@ def test_bundles_carry_manifest_and_runtime_predicts(pipeline_out) -> None:
         assert all(abs(sum(p.probabilities.values()) - 1) < 1e-6 for p in preds)
 
 
-def test_int8_agrees_with_fp32_on_labels(pipeline_out) -> None:
-    _, report = pipeline_out
+def _labels(bundle: Path, texts: list[str]) -> np.ndarray:
+    """The label index a bundle gives each text, through the runtime that ships."""
+    return TextClassifier.load(bundle).logits(texts).argmax(axis=1)
+
+
+def test_int8_agrees_with_fp32_on_labels(pipeline_out, tiny_bert_dir: Path, sst2_path: Path) -> None:
+    """The int8-dynamic student labels the eval texts as the fp32 student export does, both run
+    through the runtime (not read from the report), and the report's agreement with the source
+    is that figure."""
+    from export.data.dataset import load_data
+
+    out, report = pipeline_out
+    cfg = tiny_run_config(tiny_bert_dir, sst2_path, out)
+    texts = list(load_data(cfg.data, cfg.seed).eval.texts)
     by = {r.name: r for r in report.results}
     for fmt in ("onnx", "tflite"):
-        q, f = by[f"student-{fmt}-int8-dynamic"], by[f"student-{fmt}-fp32"]
-        assert abs(q.agreement - f.agreement) <= 0.05, (fmt, q.agreement, f.agreement)
-        assert np.isfinite(q.max_abs_delta)
+        q_name, f_name = f"student-{fmt}-int8-dynamic", f"student-{fmt}-fp32"
+        q, f = _labels(out / "bundles" / q_name, texts), _labels(out / "bundles" / f_name, texts)
+        # A model that gives every text one label agrees with any other such model: no test.
+        assert 0 < f.sum() < len(texts), f"{f_name} gives {int(f.sum())} of {len(texts)} texts label 1"
+        agree = float((q == f).mean())
+        assert agree >= INT8_MIN_AGREEMENT, (
+            f"{q_name} labels {agree:.1%} of {len(texts)} eval texts as {f_name} does "
+            f"({int((q != f).sum())} differ; minimum {INT8_MIN_AGREEMENT:.0%})"
+        )
+        r = by[q_name]
+        assert r.source == f_name and r.source_agreement == pytest.approx(agree), (
+            f"{q_name}: the report's agreement with {r.source} is {r.source_agreement}; measured {agree} with {f_name}"
+        )
 
 
 def _broken_copy(out: Path, name: str, tmp: Path, scale: float) -> Path:

@@ -51,7 +51,8 @@ from export.config import PipelineConfig, load_config
 from export.data.dataset import load_data
 from export.errors import VerificationError
 from export.pipeline import run
-from export.report.document import machine, table
+from export.report.document import table
+from export.report.machine import machine
 from export.train.cache import student_stage, teacher_stage
 from export.verify.engine import ArtifactResult
 

@@ -26,7 +26,7 @@ os.environ.setdefault("USE_TF", "0")
 from export.classifier import torch_logits
 from export.config import load_config
 from export.data.dataset import load_data
-from export.report.document import machine
+from export.report.machine import machine
 from export.train.cache import teacher_stage
 
 ROOT = Path(__file__).resolve().parents[1]

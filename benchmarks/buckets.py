@@ -36,7 +36,7 @@ from export.config import BUNDLED_MINILM, StudentKind, TfliteConfig
 from export.convert.bundle import make_bundle
 from export.convert.quantized import quantized_tflite
 from export.convert.tflite import to_tflite
-from export.report.document import machine
+from export.report.machine import machine
 from export.train.distill import build_student
 from quantize.modes import TfliteQuant
 from runtime import TextClassifier

@@ -23,7 +23,8 @@ os.environ.setdefault("USE_TF", "0")
 
 from export.config import load_config
 from export.pipeline import run
-from export.report.document import Report, machine, selection_section, table
+from export.report.document import Report, selection_section, table
+from export.report.machine import machine
 from export.verify.engine import ArtifactResult
 
 ROOT = Path(__file__).resolve().parents[1]

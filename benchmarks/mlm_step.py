@@ -29,7 +29,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLan
 from export.classifier import resolve_model_path
 from export.config import BUNDLED_MINILM, load_config
 from export.data.dataset import load_data
-from export.report.document import machine
+from export.report.machine import machine
 from export.train.adapt import masked_lm_loss
 
 ROOT = Path(__file__).resolve().parents[1]

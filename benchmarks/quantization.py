@@ -26,7 +26,8 @@ os.environ.setdefault("USE_TF", "0")
 from export.config import load_config
 from export.errors import VerificationError
 from export.pipeline import run
-from export.report.document import machine, table
+from export.report.document import table
+from export.report.machine import machine
 from export.verify.engine import ArtifactResult
 
 ROOT = Path(__file__).resolve().parents[1]

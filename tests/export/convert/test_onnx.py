@@ -12,6 +12,7 @@ from export.architectures import ARCHITECTURES, arch_for
 from export.classifier import Classifier
 from export.config import OnnxConfig
 from export.convert.onnx import export_onnx, to_onnx
+from export.convert.quantized import quantized_onnx
 from quantize.modes import OnnxQuant
 from quantize.onnx import weight_nodes
 from runtime.backends import OnnxBackend
@@ -46,7 +47,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Classi
     for name in TINY_MODELS:
         tmp = tmp_path_factory.mktemp(f"onnx-{name}")
         clf = tiny_classifier(name, tmp / name, LABELS, save=True)
-        out[name] = (clf, to_onnx([clf], OnnxConfig(), tmp / "artifacts"))
+        fp32 = to_onnx([clf], OnnxConfig(), tmp / "artifacts")
+        out[name] = (clf, fp32 + quantized_onnx([clf], fp32, OnnxConfig(), tmp / "artifacts"))
     return out
 
 

@@ -13,6 +13,7 @@ from export.artifacts import Artifact
 from export.classifier import Classifier
 from export.config import OnnxConfig, OnnxExporter, load_config
 from export.convert.onnx import to_onnx
+from export.convert.quantized import quantized_onnx
 from export.errors import ConfigError
 from runtime.backends import OnnxBackend
 from tests.builders import (
@@ -42,7 +43,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
         if arch not in cache:
             tmp = tmp_path_factory.mktemp(f"dynamo-{arch}")
             clf = tiny_classifier(arch, tmp / arch, LABELS, save=True)
-            cache[arch] = (clf, to_onnx([clf], CONFIG, tmp / "artifacts"))
+            fp32 = to_onnx([clf], CONFIG, tmp / "artifacts")
+            cache[arch] = (clf, fp32 + quantized_onnx([clf], fp32, CONFIG, tmp / "artifacts"))
         return cache[arch]
 
     return get

@@ -109,12 +109,15 @@ def save_classifier(name: str, model: Any, tokenizer: Any, path: Path, label_nam
     return Classifier(name, model, tokenizer, path, arch_for(model.config.model_type), label_names)
 
 
-def load_classifier(name: str, path: Path, label_names: tuple[str, ...]) -> Classifier:
-    """Loads a classifier written by :func:`save_classifier`."""
+def load_classifier(name: str, path: Path, label_names: tuple[str, ...] | None = None) -> Classifier:
+    """Loads a classifier written by :func:`save_classifier` (or any ``save_pretrained`` folder);
+    ``label_names`` None: the model config's ``id2label``, in order."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - as in load_pretrained
 
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    if label_names is None:
+        label_names = tuple(str(model.config.id2label[i]) for i in range(model.config.num_labels))
     return Classifier(name, model, tokenizer, path, arch_for(model.config.model_type), label_names)
 
 

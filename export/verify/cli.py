@@ -27,8 +27,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from export.architectures import arch_for
-from export.classifier import Classifier
+from export.classifier import Classifier, load_classifier
 from export.config import DataConfig, VerifyConfig
 from export.data.dataset import read_rows
 from export.errors import ConfigError, ExportError, ModelLoadError
@@ -280,26 +279,21 @@ def data_summary(data: LabelledTexts, notes: list[str]) -> dict[str, Any]:
 
 
 def load_reference(path: Path) -> Classifier:
-    """Loads a ``save_pretrained`` classifier folder; its name is the folder name.
+    """Loads a ``save_pretrained`` classifier folder (:func:`~export.classifier.load_classifier`);
+    its name is the folder name, its labels the config's ``id2label``.
 
     Raises:
         ModelLoadError: the folder holds no loadable model and fast tokenizer.
         UnsupportedArchitectureError: its ``model_type`` is not in the architecture table.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - heavy: only when a reference is loaded
-
     if not (path / "config.json").is_file():
         raise ModelLoadError(
             f"reference {path} has no config.json; pass a save_pretrained folder like out/models/teacher"
         )
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+        return load_classifier(path.name, path)
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"cannot load reference model {path}: {e}") from None
-    arch = arch_for(model.config.model_type)
-    labels = tuple(str(model.config.id2label[i]) for i in range(model.config.num_labels))
-    return Classifier(path.name, model, tokenizer, path, arch, labels)
 
 
 def find_dirs(paths: Sequence[Path], marker: str, group: str, what: str) -> list[Path]:

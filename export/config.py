@@ -267,6 +267,36 @@ class DistillConfig(TrainerSettings):
 
 
 @dataclass(frozen=True)
+class VocabConfig:
+    """Optional vocabulary trimming of the student before it is exported: keep the word pieces some
+    texts use (plus the special tokens), drop the other rows of the word-embedding table, rewrite
+    the tokenizer (``vocab.txt``, ``tokenizer.json``) to the kept pieces. Pieces that are gone
+    tokenize as WordPiece does with any vocabulary: a word it cannot cover becomes ``[UNK]``.
+    The trimmed student faces the accuracy gate against the untrimmed one (``verify.max_drop``,
+    ``verify.min_agreement``). WordPiece tokenizers only (bert, distilbert, mobilebert, electra)."""
+
+    trim: bool = False
+    texts: Path | None = None
+    """The texts whose pieces are kept: a UTF-8 .txt file, one text per line. None: the training
+    split's texts (never validation or eval, so the gate measures the cost on unseen text)."""
+    min_count: int = 1
+    """Keep a piece the texts use at least this often. At 1 every text of ``texts`` tokenizes
+    exactly as before (ids renumbered); above 1 rare pieces go too, and with them some words."""
+    keep_characters: bool = True
+    """Also keep every single-character piece and its ``##`` continuation (about 2,000 in BERT's
+    uncased vocabulary), so that an unseen word is spelled in smaller pieces, not ``[UNK]``."""
+
+    def __post_init__(self) -> None:
+        _check(self.min_count >= 1, "vocab.min_count", self.min_count, "an integer >= 1")
+        _check(
+            self.texts is None or self.texts.suffix.lower() == ".txt",
+            "vocab.texts",
+            str(self.texts),
+            "none (the training texts) or a UTF-8 .txt file, one text per line",
+        )
+
+
+@dataclass(frozen=True)
 class OnnxConfig:
     """ONNX export (dynamic batch and sequence axes) and ONNX Runtime quantization."""
 
@@ -411,6 +441,7 @@ class PipelineConfig:
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     tflite: TfliteConfig = field(default_factory=TfliteConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)

@@ -36,6 +36,9 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
         ("adapt.evals_per_epoch=2", "adapt.evals_per_epoch=2 is invalid; allowed: 1 (adaptation has no validation)"),
         ("distill.warmup_ratio=1.5", "distill.warmup_ratio=1.5 is invalid; allowed: [0, 1)"),
         ("data.encoding=klingon", "not a known codec"),
+        ("vocab.min_count=0", "vocab.min_count=0 is invalid; allowed: an integer >= 1"),
+        ("vocab.texts=words.csv", "vocab.texts='words.csv' is invalid; allowed: none (the training texts) or a UTF-8"),
+        ("vocab.keep_characters=maybe", "vocab.keep_characters='maybe' is invalid; allowed: true or false"),
         ("novalue", "section.key=value"),
     ],
 )

@@ -61,6 +61,7 @@ def verify(
     data: Split,
     cfg: VerifyConfig,
     max_length: int,
+    derived: Mapping[str, str] | None = None,
 ) -> tuple[list[ArtifactResult], dict[str, np.ndarray]]:
     """Checks every PyTorch model and bundle on the eval split; collects all failures.
 
@@ -75,6 +76,10 @@ def verify(
         data: The eval split (never trained on).
         cfg: Thresholds, the gate action and latency settings.
         max_length: Truncation length the PyTorch models are evaluated with.
+        derived: Model name → the model it was made from without training (the student with a
+            trimmed vocabulary → the untrimmed one): judged against it with the accuracy gate's
+            thresholds (``max_drop``, ``min_agreement``), whose failure fails the run — every export
+            is built on it, so ``on_gate_fail = skip`` cannot leave it out.
 
     Returns:
         One result per model and artifact, in order, and the eval logits of each by name.
@@ -85,12 +90,17 @@ def verify(
     outputs = {clf.name: Outputs.indexed(torch_logits(clf, texts, max_length)) for clf in models}
     teacher, by_name = models[0], {m.name: m for m in models}
     student = Checks(max_drop=cfg.max_student_drop, drop_limit="max student drop")
+    same_model = Checks(max_drop=cfg.max_drop, min_agreement=cfg.min_agreement)
+    derived = derived or {}
     results: list[ArtifactResult] = []
     for clf in models:
         subject = replace(
             _torch_subject(clf, outputs[clf.name], sample, max_length, cfg), reference=outputs[teacher.name]
         )
-        if clf is not teacher:
+        if clf.name in derived:
+            source = derived[clf.name]
+            subject = replace(subject, source=source, source_outputs=outputs[source], checks=same_model)
+        elif clf is not teacher:
             subject = replace(subject, source=teacher.name, source_outputs=outputs[teacher.name], checks=student)
         results.append(judge(subject, truth, cfg))
     for art in artifacts:

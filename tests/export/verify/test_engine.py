@@ -259,3 +259,36 @@ def test_verify_skip_never_hides_a_parity_or_label_failure(skip_run, sst2_path: 
     assert "student-onnx-int8-mixed: agreement with student is 0.00% < minimum 99.00%" in stderr, stderr
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert report["left_out"] == [] and "Left out" not in stdout, (report["left_out"], stdout)
+
+
+def test_a_derived_model_is_gated_against_the_model_it_was_made_from(tmp_path: Path) -> None:
+    """``derived`` (the student with a trimmed vocabulary → the untrimmed one): judged against that
+    model with max_drop and min_agreement, not against the teacher, and a failure fails even
+    under ``on_gate_fail = skip`` (every export is built on it)."""
+    import numpy as np
+    import torch
+
+    from export.classifier import torch_logits
+    from export.config import VerifyConfig
+    from export.data.dataset import Split
+    from export.verify.engine import verify
+    from tests.builders import LABELS, TEXTS, tokenized_classifier
+
+    teacher = tokenized_classifier("bert", tmp_path / "teacher", LABELS, name="teacher")
+    untrimmed = dataclasses.replace(teacher, name="student-untrimmed")
+    flipped = tokenized_classifier("bert", tmp_path / "student", LABELS)
+    with torch.no_grad():  # a "trimming" that relabels: the head negated
+        for p in flipped.model.classifier.parameters():
+            p.neg_()
+    texts = tuple(TEXTS[:40])
+    split = Split(texts, torch_logits(untrimmed, texts, 32).argmax(-1).astype(np.int64))
+    cfg = VerifyConfig(latency_samples=2, latency_threads=(1,), min_agreement=0.99, on_gate_fail="skip")
+    results, _ = verify([teacher, untrimmed, flipped], [], {}, split, cfg, 32, derived={"student": untrimmed.name})
+    by = {r.name: r for r in results}
+    assert by["student-untrimmed"].source == "teacher" and by["student-untrimmed"].passed
+    s = by["student"]
+    assert s.source == "student-untrimmed" and s.accuracy_drop > 1.0 and not s.skipped, s
+    assert any("points below student-untrimmed (max drop 1)" in f for f in s.failures), s.failures
+    assert any("agreement with student-untrimmed is" in f for f in s.failures), s.failures
+    same, _ = verify([teacher, untrimmed, untrimmed], [], {}, split, dataclasses.replace(cfg, min_agreement=1.0), 32)
+    assert all(r.passed for r in same), [r.failures for r in same]

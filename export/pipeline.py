@@ -22,6 +22,7 @@ from export.convert.bundle import finish_bundle, golden_examples, make_bundle
 from export.convert.onnx import to_onnx
 from export.convert.quantized import quantized_onnx, quantized_tflite
 from export.convert.tflite import to_tflite
+from export.convert.vocab import read_texts, trim_vocabulary, unknown_word_rate
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report
@@ -59,6 +60,11 @@ def run(cfg: PipelineConfig) -> Report:
     with staging_dir(cfg.out) as work:
         trained = train(cfg, data, stage)
         teacher, student = (ship_model(r.model, work / "models") for r in (trained.teacher, trained.student))
+        references, derived, vocab = [teacher, student], {}, {}
+        if cfg.vocab.trim:
+            with stage("vocab"):
+                untrimmed, student, vocab = trim_student(cfg, data, student)
+            references, derived = [teacher, untrimmed, student], {student.name: untrimmed.name}
         models = {m.name: m for m in (teacher, student)}
         with stage("convert"):
             fp32 = convert(cfg, teacher, student, work / "artifacts")
@@ -67,7 +73,7 @@ def run(cfg: PipelineConfig) -> Report:
         exported = in_report_order(fp32, quantized)
         bundles = make_bundles(exported, models, work / "bundles", max_length)
         with stage("verify"):
-            results, logits = verify([teacher, student], exported, bundles, data.eval, cfg.verify, max_length)
+            results, logits = verify(references, exported, bundles, data.eval, cfg.verify, max_length, derived)
         kept = ship_verified(results, bundles, logits, models, data, cfg.verify.golden_examples, max_length)
         shutil.rmtree(work / "models" / "checkpoints", ignore_errors=True)
         shutil.rmtree(work / "artifacts", ignore_errors=True)
@@ -80,6 +86,7 @@ def run(cfg: PipelineConfig) -> Report:
             tuple(kept),
             training={r.model.name: r.summary() for r in (trained.teacher, trained.student)},
             selection=trained.selection,
+            vocab=vocab,
         )
         write_report(report, work)
     if not report.passed:
@@ -113,6 +120,40 @@ def train(cfg: PipelineConfig, data: Dataset, stage: Callable[[str], AbstractCon
             student = refit_student_stage(cfg, data, refit_teacher, student)
             teacher = refit_teacher
     return Trained(teacher, student, selection)
+
+
+def trim_student(
+    cfg: PipelineConfig, data: Dataset, student: Classifier
+) -> tuple[Classifier, Classifier, dict[str, Any]]:
+    """``vocab.trim``: the student with only the word pieces of ``vocab.texts`` (default: the train
+    split's texts, never validation or eval), shipped as ``models/student`` and exported; the
+    untrimmed one moves to ``models/student-untrimmed``, the model verify gates the trimmed one
+    against. Also returns what was kept and the eval words that become [UNK] before and after.
+
+    Raises:
+        ConfigError: the student's tokenizer is not WordPiece.
+        DataError: ``vocab.texts`` is missing, not UTF-8 or empty.
+    """
+    name = f"{student.name}-untrimmed"
+    untrimmed = dataclasses.replace(student, name=name, path=student.path.rename(student.path.with_name(name)))
+    texts = read_texts(cfg.vocab.texts) if cfg.vocab.texts is not None else list(data.train.texts)
+    trimmed, kept = trim_vocabulary(untrimmed, texts, cfg.vocab, student.path)
+    trimmed = dataclasses.replace(trimmed, name=student.name)
+    summary = kept.summary() | {
+        "texts": str(cfg.vocab.texts) if cfg.vocab.texts is not None else "the train split",
+        "min_count": cfg.vocab.min_count,
+        "keep_characters": cfg.vocab.keep_characters,
+        "eval_unknown_words_before": unknown_word_rate(untrimmed.tokenizer, data.eval.texts),
+        "eval_unknown_words_after": unknown_word_rate(trimmed.tokenizer, data.eval.texts),
+    }
+    log.info(
+        "vocab: kept %d of %d pieces; eval words that become [UNK]: %.2f%% -> %.2f%%",
+        kept.summary()["pieces_kept"],
+        kept.original_size,
+        100 * summary["eval_unknown_words_before"],
+        100 * summary["eval_unknown_words_after"],
+    )
+    return untrimmed, trimmed, summary
 
 
 def convert(cfg: PipelineConfig, teacher: Classifier, student: Classifier, out_dir: Path) -> list[Artifact]:

@@ -55,6 +55,8 @@ class Report:
     selection: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """What the selection run measured on unseen rows and what the shipped models trained on
     (:func:`export.pipeline.selection_run`)."""
+    vocab: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """What vocabulary trimming kept (:func:`export.pipeline.trim_student`); empty when ``vocab.trim`` is off."""
 
     @property
     def failures(self) -> list[str]:
@@ -105,6 +107,8 @@ class Report:
             out["training"] = dict(self.training)
         if self.selection:
             out["selection"] = dict(self.selection)
+        if self.vocab:
+            out["vocab"] = dict(self.vocab)
         return out
 
 
@@ -221,6 +225,7 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         table(report.results, report.choice.name if report.choice else None, _reference_name(report)),
     ]
     lines += selection_section(report.selection, report.data)
+    lines += vocab_section(report.vocab)
     lines += quantization_notes(report.results)
     if report.left_out:
         lines += [
@@ -287,6 +292,26 @@ def _chosen(m: Mapping[str, Any]) -> str:
     if m.get("chosen_epoch") is None:
         return ""
     return f" (best validation {m['best_validation_accuracy']:.2%} at epoch {m['chosen_epoch']:g})"
+
+
+def vocab_section(v: Mapping[str, Any]) -> list[str]:
+    """ "Vocabulary trimming": what the student kept, its embedding table before and after, and
+    the eval words that became [UNK]; nothing when trimming was off."""
+    if not v:
+        return []
+    characters = ", every single-character piece and its ## form" if v["keep_characters"] else ""
+    return [
+        "## Vocabulary trimming",
+        "",
+        f"The shipped student keeps {v['pieces_kept']:,} of its {v['pieces_original']:,} word pieces: those that "
+        f"{v['source_texts']:,} texts ({v['texts']}) use at least {v['min_count']} time(s), the special tokens"
+        f"{characters}. Its word-embedding table: {v['embedding_mb_fp32_before']:g} MB → "
+        f"{v['embedding_mb_fp32_after']:g} MB (fp32). Eval words that become [UNK]: "
+        f"{v['eval_unknown_words_before']:.2%} before, {v['eval_unknown_words_after']:.2%} after. The "
+        "`student` row is the trimmed model, gated against `student-untrimmed` (max drop, min agreement); every "
+        "export is made from it.",
+        "",
+    ]
 
 
 def training_section(training: Mapping[str, Any]) -> list[str]:

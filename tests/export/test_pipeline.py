@@ -323,3 +323,55 @@ def test_pipeline_calibrated_modes(tiny_bert_dir: Path, sst2_path: Path, tmp_pat
         got = [p.label for p in TextClassifier.load(out / "bundles" / name).predict([g["text"] for g in golden])]
         want = [g["label"] for g in golden]
         assert got == want, f"{name} labels the golden texts {got}; {source} labels them {want}"
+
+
+def test_pipeline_with_a_trimmed_vocabulary(tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path) -> None:
+    """``vocab.trim``: the shipped student keeps the pieces of the training texts (MiniLM's real
+    30,522-piece tokenizer here), is gated against ``student-untrimmed``, and its bundles carry
+    the trimmed tokenizer, which the runtime reads with exactly the ids of the trimmed model."""
+    from transformers import AutoTokenizer
+
+    from export.data.dataset import load_data
+    from runtime.tokenizer import BundleTokenizer
+
+    out = tmp_path / "out"
+    extra = (
+        "vocab.trim=true",
+        "onnx.teacher=false",
+        "tflite.buckets=16",
+        "finetune.max_steps=20",
+        "distill.max_steps=20",
+    )
+    cfg = tiny_run_config(tiny_bert_dir, sst2_path, out, *extra)
+    report = run(cfg)
+    assert report.passed, report.failures
+    by = {r.name: r for r in report.results}
+    assert list(by)[:3] == ["teacher", "student-untrimmed", "student"], list(by)
+    assert by["student-untrimmed"].source == "teacher" and by["student"].source == "student-untrimmed"
+    assert by["student"].accuracy_drop is not None and by["student"].source_agreement is not None
+    assert by["student-onnx-fp32"].source == "student" and by["student-tflite-fp32"].source == "student"
+    data = json.loads((out / "report.json").read_text())
+    v = data["vocab"]
+    full = json.loads((out / "models" / "student-untrimmed" / "config.json").read_text())["vocab_size"]
+    trimmed = json.loads((out / "models" / "student" / "config.json").read_text())["vocab_size"]
+    assert v["pieces_original"] == full == 30522 and v["pieces_kept"] == trimmed < 10000, v
+    assert v["embedding_mb_fp32_after"] < v["embedding_mb_fp32_before"] and v["texts"] == "the train split", v
+    assert 0 <= v["eval_unknown_words_before"] <= v["eval_unknown_words_after"] < 0.05, v
+    assert "## Vocabulary trimming" in (out / "report.md").read_text()
+    splits = load_data(cfg.data, cfg.seed)
+    original = AutoTokenizer.from_pretrained(out / "models" / "student-untrimmed")
+    hf = AutoTokenizer.from_pretrained(out / "models" / "student")
+    old_to_new = {original.convert_tokens_to_ids(p): i for p, i in hf.get_vocab().items()}
+    for text in splits.train.texts[:200]:  # the texts that chose the pieces tokenize as before
+        ids = original(text, truncation=True, max_length=32)["input_ids"]
+        assert hf(text, truncation=True, max_length=32)["input_ids"] == [old_to_new[i] for i in ids], text
+    for name in report.bundles:
+        bundle = out / "bundles" / name
+        assert load_manifest(bundle).source_model == "student", name
+        assert len((bundle / "vocab.txt").read_text(encoding="utf-8").splitlines()) == trimmed, name
+        tok = BundleTokenizer(bundle / "tokenizer.json", max_length=32)
+        enc = tok.encode(list(splits.eval.texts), pad_to=None)
+        for row, text in enumerate(splits.eval.texts):
+            got = enc.input_ids[row][enc.attention_mask[row] == 1].tolist()
+            assert got == hf(text, truncation=True, max_length=32)["input_ids"], (name, text)
+        assert len(TextClassifier.load(bundle).selftest()) == 5, name

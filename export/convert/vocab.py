@@ -168,7 +168,6 @@ def trim_vocabulary(
             tokenizer does not load back with exactly the kept pieces.
     """
     import torch  # noqa: PLC0415 - heavy: loaded when a model is trimmed
-    from transformers import AutoTokenizer  # noqa: PLC0415 - as torch
 
     check_trimmable(clf)
     if not texts:
@@ -201,14 +200,29 @@ def trim_vocabulary(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     model.save_pretrained(out_dir)
-    clf.tokenizer.save_pretrained(out_dir)
-    _rewrite_tokenizer_files(out_dir, clf.tokenizer, old_to_new)
-    tokenizer = AutoTokenizer.from_pretrained(out_dir, use_fast=True)
-    pieces = {i: p for p, i in clf.tokenizer.get_vocab().items()}
-    want = {pieces[old]: new for old, new in old_to_new.items()}
-    if tokenizer.get_vocab() != want:
-        raise ExportError(f"the trimmed tokenizer in {out_dir} does not load back with the {len(want)} kept pieces")
+    tokenizer = trim_tokenizer(clf.tokenizer, kept, out_dir)
     return replace(clf, model=model.eval(), tokenizer=tokenizer, path=out_dir), trimmed
+
+
+def trim_tokenizer(tokenizer: Any, kept_ids: Sequence[int], out_dir: Path) -> Any:
+    """Saves ``tokenizer`` in ``out_dir`` with only the pieces ``kept_ids`` (ascending original
+    ids, e.g. from :func:`kept_pieces`), renumbered in that order; returns it loaded back.
+
+    Raises:
+        ExportError: the rewritten files do not load back with exactly the kept pieces.
+    """
+    from transformers import AutoTokenizer  # noqa: PLC0415 - heavy: loaded when a model is trimmed
+
+    old_to_new = {old: new for new, old in enumerate(kept_ids)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out_dir)
+    _rewrite_tokenizer_files(out_dir, tokenizer, old_to_new)
+    trimmed = AutoTokenizer.from_pretrained(out_dir, use_fast=True)
+    pieces = {i: p for p, i in tokenizer.get_vocab().items()}
+    want = {pieces[old]: new for old, new in old_to_new.items()}
+    if trimmed.get_vocab() != want:
+        raise ExportError(f"the trimmed tokenizer in {out_dir} does not load back with the {len(want)} kept pieces")
+    return trimmed
 
 
 def _rewrite_tokenizer_files(out_dir: Path, tokenizer: Any, old_to_new: Mapping[int, int]) -> None:

@@ -21,7 +21,7 @@ from runtime.bundle import MANIFEST_NAME, Manifest, load_manifest
 from runtime.errors import BundleError, GoldenMismatchError, InputError
 from runtime.tokenizer import BundleTokenizer
 
-__all__ = ["Prediction", "TextClassifier", "golden_atol"]
+__all__ = ["Prediction", "TextClassifier", "batch_dependent", "golden_atol"]
 
 _BACKEND_CHOICES = ("auto", "onnx", "tflite")
 _FEEDABLE = ("input_ids", "attention_mask", "token_type_ids")
@@ -34,6 +34,22 @@ _DEFAULT_BATCH = 32
 _ATOL_FLOAT = 1e-3
 _ATOL_QUANTIZED = 5e-2
 _QUANTIZED_MARKERS = ("int8", "int4", "uint8")
+
+# ONNX Runtime's dynamic quantization takes one activation scale per tensor, over every row
+# of the call (padding included): in a batch, a text's int8 rounding depends on its
+# batch-mates, and 12 of 872 SST-2 sentences changed label between batch 1 and batch 32
+# (issue 20). Such models run one text per call, unpadded, whatever ``batch_size`` says, so
+# a text gets the result a phone classifying it alone gets. TFLite's dynamic int8 quantizes
+# each token row on its own and static/full-integer models use fixed scales: those batch.
+_PER_CALL_SCALES = frozenset({("onnx", "int8-dynamic")})
+
+
+def batch_dependent(manifest: Manifest) -> bool:
+    """Whether a bundle's model, run on a batch, would give a text a batch-dependent result.
+
+    :class:`TextClassifier` runs such bundles one text per call.
+    """
+    return (manifest.backend, manifest.precision) in _PER_CALL_SCALES
 
 
 def golden_atol(precision: str) -> float:
@@ -102,6 +118,7 @@ class TextClassifier:
         # By name: a manifest input the model does not take (token_type_ids for DistilBERT)
         # is dropped rather than fed by position.
         self._feed_names = tuple(n for n in manifest.input_names if n in backend.input_names)
+        self._one_per_call = batch_dependent(manifest)
         if backend.fixed_length is not None and backend.fixed_length != manifest.fixed_length:
             raise BundleError(
                 f"model {manifest.model_file} takes sequences of {backend.fixed_length} tokens but "
@@ -163,7 +180,10 @@ class TextClassifier:
             texts: Non-empty list of non-blank strings.
             batch_size: Texts per tokenizer call; ONNX pads each batch to its longest text,
                 TFLite pads each text to the smallest of the model's length buckets that
-                holds it (one backend call per bucket used).
+                holds it (one backend call per bucket used). Bundles whose model would
+                give a batch-dependent result (:func:`batch_dependent`: ONNX dynamic int8)
+                run one text per call whatever ``batch_size`` is, so a text's label and
+                logits never depend on the texts it is batched with.
 
         Returns:
             One :class:`Prediction` per text, in order.
@@ -192,13 +212,17 @@ class TextClassifier:
             )
         return out
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str], batch_size: int = _DEFAULT_BATCH) -> np.ndarray:
         """Returns raw float32 logits ``[len(texts), num_labels]``.
+
+        Args:
+            texts: As for :meth:`predict`.
+            batch_size: As for :meth:`predict`.
 
         Raises:
             InputError: As for :meth:`predict`.
         """
-        return self._infer(texts, _DEFAULT_BATCH)[0]
+        return self._infer(texts, batch_size)[0]
 
     def selftest(self) -> list[tuple[str, float]]:
         """Re-runs the manifest's golden examples.
@@ -254,6 +278,8 @@ class TextClassifier:
         items = _check_texts(texts)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        if self._one_per_call:
+            batch_size = 1
         num_labels = len(self.manifest.labels)
         chunks: list[np.ndarray] = []
         truncated: list[bool] = []

@@ -224,6 +224,7 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         "",
         table(report.results, report.choice.name if report.choice else None, _reference_name(report)),
     ]
+    lines += batch_invariance(report.results)
     lines += selection_section(report.selection, report.data)
     lines += vocab_section(report.vocab)
     lines += quantization_notes(report.results)
@@ -329,6 +330,26 @@ def training_section(training: Mapping[str, Any]) -> list[str]:
             f"(`{t['checkpoint_dir']}`)"
         )
     return [*lines, ""]
+
+
+def batch_invariance(results: Sequence[ArtifactResult]) -> list[str]:
+    """One line: whether batching changed any bundle's labels, and the largest logit change it made."""
+    checked = [r for r in results if r.batch_max_delta is not None]
+    if not checked:
+        return []
+    worst = max(checked, key=lambda r: r.batch_max_delta or 0.0)
+    changed = [r for r in checked if r.batch_label_changes]
+    verdict = (
+        "labels changed: " + ", ".join(f"{r.name} ({r.batch_label_changes})" for r in changed)
+        if changed
+        else "no label changed"
+    )
+    return [
+        "",
+        f"Batch invariance: every bundle's eval texts run one per call (the figures above) and again in "
+        f"batches of mixed lengths: {verdict}; largest |logit Δ| {worst.batch_max_delta:.3g} ({worst.name}). "
+        "ONNX dynamic-int8 bundles run one text per call in the runtime, whatever the batch size.",
+    ]
 
 
 def quantization_notes(results: Sequence[ArtifactResult]) -> list[str]:

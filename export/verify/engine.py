@@ -32,26 +32,43 @@ from export.verify.latency import Latencies, bundle_latency, torch_latency
 from export.verify.outputs import LabelledTexts, Outputs
 from runtime import Manifest, TextClassifier, load_manifest
 
+BATCH = 32
+"""Texts per call of the batched run every bundle's one-text-per-call logits are compared with."""
+
 
 @dataclass(frozen=True)
 class BundleRun:
-    """One bundle run through :class:`runtime.TextClassifier`."""
+    """One bundle run through :class:`runtime.TextClassifier`.
+
+    Attributes:
+        logits: One text per call, as a phone classifies: what every check judges.
+        batch_logits: The same texts in batches of :data:`BATCH` (mixed lengths, padded), to
+            show the result of a text does not depend on its batch-mates.
+    """
 
     manifest: Manifest
     logits: np.ndarray
+    batch_logits: np.ndarray
     latency: Latencies
     size_bytes: int
 
 
 def run_bundle(bundle: Path, texts: Sequence[str], sample: Sequence[str], threads: Sequence[int]) -> BundleRun:
-    """Logits of ``texts`` (all cores) and p50 / p90 of one text per call over ``sample`` per thread count.
+    """Logits of ``texts`` one per call and in batches (all cores), and p50 / p90 of one text per
+    call over ``sample`` per thread count.
 
     Raises:
         BundleError: the bundle is missing, invalid or tampered with.
     """
     fast = TextClassifier.load(bundle, threads=os.cpu_count() or 1)
     latency = bundle_latency(bundle, sample, threads)
-    return BundleRun(fast.manifest, fast.logits(texts), latency, (bundle / fast.manifest.model_file).stat().st_size)
+    return BundleRun(
+        fast.manifest,
+        fast.logits(texts, batch_size=1),
+        fast.logits(texts, batch_size=BATCH),
+        latency,
+        (bundle / fast.manifest.model_file).stat().st_size,
+    )
 
 
 def verify(
@@ -119,6 +136,7 @@ def verify(
             reference=outputs[teacher.name],
             checks=_export_checks(art, by_name[art.model], cfg),
             notes=art.notes,
+            batch_outputs=Outputs.indexed(run.batch_logits),
         )
         results.append(judge(subject, truth, cfg))
     return results, {name: o.logits for name, o in outputs.items()}
@@ -171,7 +189,17 @@ def verify_bundles(
         out = outputs[bundle.name] = Outputs(m.labels, run.logits)
         notes = tuple(str(n) for n in m.metrics.get("notes") or ())
         model = m.source_model or (ref.name if ref else "")
-        subject = Subject(bundle.name, m.backend, m.precision, model, run.size_bytes, run.latency, out, notes=notes)
+        subject = Subject(
+            bundle.name,
+            m.backend,
+            m.precision,
+            model,
+            run.size_bytes,
+            run.latency,
+            out,
+            notes=notes,
+            batch_outputs=Outputs(m.labels, run.batch_logits),
+        )
         if ref is not None:
             subject = _against_reference(subject, m, ref, reference_outputs(ref, m.max_length), cfg)
         results.append(judge(subject, data, cfg))

@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from export.architectures import Arch
 from export.artifacts import Format
 from export.config import VerifyConfig
 from export.verify.latency import Latencies, latency_key
 from export.verify.outputs import LabelledTexts, Outputs, accuracy, agreement, max_abs_delta
 from quantize.modes import GateAction
+from runtime.classifier import golden_atol
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class ArtifactResult:
         notes: What the quantizer decided (e.g. op groups kept in float), from the artifact.
         source_agreement: Fraction of eval texts where its label equals ``source``'s (for a
             quantized artifact: label agreement with its fp32 model); None for sources.
+        batch_max_delta: Max |logit Δ| of a bundle's eval texts between one text per call and
+            batches of mixed lengths; None for PyTorch models.
+        batch_label_changes: How many eval texts that batching relabels; None as above.
     """
 
     name: str
@@ -62,6 +68,8 @@ class ArtifactResult:
     skipped: str = ""
     notes: tuple[str, ...] = ()
     source_agreement: float | None = None
+    batch_max_delta: float | None = None
+    batch_label_changes: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -105,6 +113,9 @@ class Subject:
         report_source_agreement: False where ``reference`` is the source already
             (``python -m export verify``), so the same figure is not reported twice.
         failures: Failures found before judging (manifest labels), already naming it.
+        batch_outputs: A bundle's logits on the same texts run in batches (``outputs`` are one
+            text per call); they must give every text the same label and logits within
+            :func:`runtime.classifier.golden_atol` of its precision. None: not checked.
     """
 
     name: str
@@ -121,6 +132,7 @@ class Subject:
     checks: Checks = field(default_factory=Checks)
     notes: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
+    batch_outputs: Outputs | None = None
 
 
 def parity_tolerance(arch: Arch, backend: str) -> float:
@@ -150,6 +162,7 @@ def judge(s: Subject, data: LabelledTexts, cfg: VerifyConfig) -> ArtifactResult:
             gate = missed
         else:
             failures += [f"{s.name}: {m}" for m in missed]
+    batch_delta, batch_changes = _batch_invariance(s, failures)
     final, skipped = apply_gate(s.name, failures, gate, cfg.on_gate_fail)
     first = cfg.latency_threads[0]
     return ArtifactResult(
@@ -172,7 +185,31 @@ def judge(s: Subject, data: LabelledTexts, cfg: VerifyConfig) -> ArtifactResult:
         skipped=skipped,
         notes=s.notes,
         source_agreement=with_source if s.report_source_agreement else None,
+        batch_max_delta=batch_delta,
+        batch_label_changes=batch_changes,
     )
+
+
+def _batch_invariance(s: Subject, failures: list[str]) -> tuple[float | None, int | None]:
+    """Max |logit Δ| and label changes between batched and one-per-call outputs; appends the failure.
+
+    Not an accuracy-gate failure: a result that depends on batch-mates is wrong whatever its
+    accuracy, so ``on_gate_fail = skip`` does not waive it.
+    """
+    if s.batch_outputs is None:
+        return None, None
+    delta = float(np.max(np.abs(s.batch_outputs.logits - s.outputs.logits)))  # one model: same label order
+    changes = int((s.batch_outputs.predicted() != s.outputs.predicted()).sum())
+    tol = golden_atol(s.precision)
+    if changes or not delta <= tol:  # NaN fails too
+        failures.append(
+            f"{s.name}: its result depends on what a text is batched with — {changes} of "
+            f"{len(s.outputs.logits)} texts change label and max |logit Δ| is {delta:.3g} (tolerance {tol:g}) "
+            f"between one text per call and batches of mixed lengths; a phone classifying one text at a "
+            f"time would not get what the batched run measures (runtime.classifier.batch_dependent lists "
+            f"the models the runtime must run one text per call)"
+        )
+    return delta, changes
 
 
 def limit_failures(acc: float, drop: float, with_source: float, source: str, checks: Checks) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from export.config import load_config
 from export.pipeline import run
 from runtime import TextClassifier, load_manifest
+from runtime.classifier import golden_atol
 from tests.builders import seal_again
 
 # Every test runs the whole chain (or reads the module's run of it) on a tiny BERT and SST-2.
@@ -94,6 +95,26 @@ def test_pipeline_writes_every_bundle_and_report(pipeline_out) -> None:
     assert not list(out.parent.glob(".out.partial-*")), "staging directory left behind"
     assert (out / "models" / "teacher" / "config.json").is_file()
     assert not (out / "models" / "checkpoints").exists()
+
+
+def assert_batch_invariant(data: dict) -> None:
+    """Every bundle in a report gave each eval text the same label, and logits within its
+    precision's golden tolerance, one text per call and in batches of 32 (verify measured both)."""
+    bundles = [r for r in data["results"] if r["format"] != "pytorch"]
+    assert bundles, "no bundle in the report"
+    for r in bundles:
+        changes, delta, tol = r["batch_label_changes"], r["batch_max_delta"], golden_atol(r["precision"])
+        assert changes == 0 and delta <= tol, (
+            f"{r['name']}: batching relabels {changes} eval texts, max |logit Δ| {delta:.3g} (tolerance {tol:g})"
+        )
+
+
+def test_every_bundle_is_batch_invariant(pipeline_out) -> None:
+    out, _ = pipeline_out
+    data = json.loads((out / "report.json").read_text())
+    assert {r["precision"] for r in data["results"]} >= {"fp32", "int8-dynamic"}
+    assert_batch_invariant(data)
+    assert "Batch invariance: every bundle's eval texts run one per call" in (out / "report.md").read_text()
 
 
 def test_shipped_models_are_refit_and_the_report_says_so(pipeline_out) -> None:
@@ -306,6 +327,7 @@ def test_pipeline_calibrated_modes(tiny_bert_dir: Path, sst2_path: Path, tmp_pat
         notes = by_name[name]["notes"]
         assert notes and notes[0].startswith("sensitivity search on 32 held-out training texts"), notes
     assert by_name["student-onnx-int8-static"]["notes"], "int8-static should say what it kept in float"
+    assert_batch_invariant(data)
     md = (out / "report.md").read_text()
     assert "sensitivity search on 32 held-out training texts" in md
     # on_gate_fail=skip must not hide a broken mode: each one is shipped, not left out.

@@ -11,10 +11,11 @@ import pytest
 
 from runtime import TextClassifier
 from runtime.backends import OnnxBackend, open_backend
+from runtime import classifier
 from runtime.classifier import _softmax
 from runtime.errors import BundleError, GoldenMismatchError, InputError
 from runtime.tokenizer import BundleTokenizer
-from tests.builders import LABELS, TinyBundle, assert_close, copy_bundle, reseal, shared_bundle
+from tests.builders import LABELS, TinyBundle, assert_close, copy_bundle, reseal, seal_again, shared_bundle
 
 ONNX_ATOL = 1e-4  # fp32 ONNX Runtime vs fp32 torch: only kernel reordering noise
 TEXTS = [
@@ -189,3 +190,27 @@ def test_predict_is_thread_safe(bert_clf: TextClassifier) -> None:
         results = list(pool.map(lambda _: bert_clf.logits(TEXTS), range(8)))
     for got in results:
         assert_close(got, expected, 0.0, "concurrent logits")
+
+
+def test_onnx_dynamic_int8_gives_a_text_the_same_result_whatever_its_batch(
+    bert: TinyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ORT's dynamic int8 takes one activation scale over the whole call, so the runtime runs such
+    a bundle one text per call: logits at batch 32 equal batch 1 exactly. Without that rule the
+    same texts, batched with a long one, move (measured here: max |Δ| printed below)."""
+    from quantize.modes import OnnxQuant
+    from quantize.onnx import quantize_onnx
+
+    path = copy_bundle(bert, tmp_path / "b")
+    quantize_onnx(path / "model.onnx", path / "model.onnx", OnnxQuant.DYNAMIC_INT8)
+    seal_again(path, precision="int8-dynamic")
+    texts = TEXTS * 4
+    clf = TextClassifier.load(path)
+    alone = clf.logits(texts, batch_size=1)
+    batched = clf.logits(texts, batch_size=32)
+    assert np.array_equal(alone, batched), f"max |Δ| {np.abs(alone - batched).max():.3g} between batch 1 and 32"
+
+    monkeypatch.setattr(classifier, "_PER_CALL_SCALES", frozenset())
+    shared_scale = TextClassifier.load(path).logits(texts, batch_size=32)
+    moved = float(np.abs(shared_scale - alone).max())
+    assert moved > 1e-4, f"batching without the rule moved logits by only {moved:.3g}: the test shows nothing"

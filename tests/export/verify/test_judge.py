@@ -112,3 +112,27 @@ def test_parity_tolerance_is_the_architectures_bound_for_the_format() -> None:
 def test_apply_gate_skips_only_a_gate_only_failure(failures, gate, action, expected) -> None:
     got = apply_gate("a", failures, gate, action)
     assert got == expected, (failures, gate, action, got)
+
+
+def test_a_result_that_depends_on_batch_mates_fails_even_under_skip() -> None:
+    """Batched logits within the precision's golden tolerance pass; one relabelled text (or a
+    logit moved past the tolerance) fails, and ``on_gate_fail = skip`` does not waive it."""
+    gate = Checks(max_drop=CFG.max_drop, min_agreement=CFG.min_agreement, gated=True)
+    nudged = SOURCE + np.float32(0.04)  # within int8's 5e-2
+    r = judge(subject(SOURCE, gate, batch_outputs=Outputs(LABELS, nudged)), DATA, CFG)
+    assert r.passed and r.batch_label_changes == 0, r.failures
+    assert r.batch_max_delta == pytest.approx(0.04, abs=1e-6), r.batch_max_delta
+
+    skip = VerifyConfig(max_drop=1.0, min_agreement=0.99, on_gate_fail=GateAction.SKIP)
+    r = judge(subject(SOURCE, gate, batch_outputs=Outputs(LABELS, flipped(1))), DATA, skip)
+    assert r.status == "fail" and not r.skipped, r
+    assert r.batch_label_changes == 1 and r.batch_max_delta == pytest.approx(2.0), r
+    assert r.failures[0].startswith(
+        "a: its result depends on what a text is batched with — 1 of 10 texts change label and max |logit Δ| "
+        "is 2 (tolerance 0.05)"
+    ), r.failures
+
+    # No label changes, but fp32 logits that move by 1e-2 are beyond the float tolerance 1e-3.
+    fp32 = subject(SOURCE, Checks(), precision="fp32", batch_outputs=Outputs(LABELS, SOURCE + np.float32(1e-2)))
+    r = judge(fp32, DATA, CFG)
+    assert not r.passed and "0 of 10 texts change label and max |logit Δ| is 0.01 (tolerance 0.001)" in r.failures[0]

@@ -22,7 +22,7 @@ from export.convert.bundle import finish_bundle, golden_examples, make_bundle
 from export.convert.onnx import to_onnx
 from export.convert.quantized import quantized_onnx, quantized_tflite
 from export.convert.tflite import to_tflite
-from export.convert.vocab import read_texts, trim_vocabulary, unknown_word_rate
+from export.convert.vocab import changed_word_rate, read_texts, trim_vocabulary, unknown_word_rate
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report
@@ -128,7 +128,8 @@ def trim_student(
     """``vocab.trim``: the student with only the word pieces of ``vocab.texts`` (default: the train
     split's texts, never validation or eval), shipped as ``models/student`` and exported; the
     untrimmed one moves to ``models/student-untrimmed``, the model verify gates the trimmed one
-    against. Also returns what was kept and the eval words that become [UNK] before and after.
+    against. Also returns what was kept, the eval words that become [UNK] before and after, and
+    those cut into other pieces than before.
 
     Raises:
         ConfigError: the student's tokenizer is not WordPiece.
@@ -145,13 +146,15 @@ def trim_student(
         "keep_characters": cfg.vocab.keep_characters,
         "eval_unknown_words_before": unknown_word_rate(untrimmed.tokenizer, data.eval.texts),
         "eval_unknown_words_after": unknown_word_rate(trimmed.tokenizer, data.eval.texts),
+        "eval_changed_words": changed_word_rate(untrimmed.tokenizer, trimmed.tokenizer, data.eval.texts),
     }
     log.info(
-        "vocab: kept %d of %d pieces; eval words that become [UNK]: %.2f%% -> %.2f%%",
+        "vocab: kept %d of %d pieces; eval words that become [UNK]: %.2f%% -> %.2f%%, re-cut: %.2f%%",
         kept.summary()["pieces_kept"],
         kept.original_size,
         100 * summary["eval_unknown_words_before"],
         100 * summary["eval_unknown_words_after"],
+        100 * summary["eval_changed_words"],
     )
     return untrimmed, trimmed, summary
 

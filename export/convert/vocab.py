@@ -258,6 +258,28 @@ def unknown_word_rate(tokenizer: Any, texts: Iterable[str]) -> float:
     return unknown / words if words else 0.0
 
 
+def changed_word_rate(before: Any, after: Any, texts: Iterable[str]) -> float:
+    """Share of the words of ``texts`` that ``after`` (a trimmed tokenizer) cuts into other pieces
+    than ``before`` does, [UNK] included: the words whose input to the model changed."""
+    texts = list(texts)
+    words = changed = 0
+    encoded_a = _untruncated(before).encode_batch(texts, add_special_tokens=False)
+    encoded_b = _untruncated(after).encode_batch(texts, add_special_tokens=False)
+    for a, b in zip(encoded_a, encoded_b, strict=True):
+        pieces_a, pieces_b = _pieces_by_word(a), _pieces_by_word(b)
+        words += len(pieces_a)
+        changed += sum(pieces_a[w] != pieces_b.get(w) for w in pieces_a)
+    return changed / words if words else 0.0
+
+
+def _pieces_by_word(enc: Any) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for word, piece in zip(enc.word_ids, enc.tokens, strict=True):
+        if word is not None:
+            out.setdefault(word, []).append(piece)
+    return out
+
+
 def _untruncated(tokenizer: Any) -> Any:
     """A copy of a fast tokenizer's backend that neither truncates nor pads (a saved tokenizer.json
     may do both, e.g. MiniLM's pads to 128): every piece of every text counts."""

@@ -297,7 +297,7 @@ def _chosen(m: Mapping[str, Any]) -> str:
 
 def vocab_section(v: Mapping[str, Any]) -> list[str]:
     """ "Vocabulary trimming": what the student kept, its embedding table before and after, and
-    the eval words that became [UNK]; nothing when trimming was off."""
+    the eval words that became [UNK] or other pieces; nothing when trimming was off."""
     if not v:
         return []
     characters = ", every single-character piece and its ## form" if v["keep_characters"] else ""
@@ -308,7 +308,8 @@ def vocab_section(v: Mapping[str, Any]) -> list[str]:
         f"{v['source_texts']:,} texts ({v['texts']}) use at least {v['min_count']} time(s), the special tokens"
         f"{characters}. Its word-embedding table: {v['embedding_mb_fp32_before']:g} MB → "
         f"{v['embedding_mb_fp32_after']:g} MB (fp32). Eval words that become [UNK]: "
-        f"{v['eval_unknown_words_before']:.2%} before, {v['eval_unknown_words_after']:.2%} after. The "
+        f"{v['eval_unknown_words_before']:.2%} before, {v['eval_unknown_words_after']:.2%} after; cut into other "
+        f"pieces than before, [UNK] included: {v['eval_changed_words']:.2%}. The "
         "`student` row is the trimmed model, gated against `student-untrimmed` (max drop, min agreement); every "
         "export is made from it.",
         "",

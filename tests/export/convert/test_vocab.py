@@ -118,13 +118,15 @@ def test_a_word_whose_pieces_are_gone_is_unknown_as_before(tmp_path: Path) -> No
 
 
 def test_character_pieces_spell_an_unseen_word(tmp_path: Path) -> None:
-    """With ``keep_characters`` (the default) the same word is spelled in single-character pieces."""
-    from export.convert.vocab import trim_vocabulary, unknown_word_rate
+    """With ``keep_characters`` (the default) the same word is spelled in single-character pieces:
+    not [UNK], but cut into other pieces than before."""
+    from export.convert.vocab import changed_word_rate, trim_vocabulary, unknown_word_rate
 
     clf = _minilm_classifier(tmp_path / "full")
     trimmed, kept = trim_vocabulary(clf, ["a good movie"], VocabConfig(trim=True), tmp_path / "trim")
     assert trimmed.tokenizer.tokenize("a good plot") == ["a", "good", "p", "##l", "##o", "##t"]
     assert unknown_word_rate(trimmed.tokenizer, ["a good plot"]) == 0.0
+    assert changed_word_rate(clf.tokenizer, trimmed.tokenizer, ["a good plot", "good movie"]) == pytest.approx(1 / 5)
     # the 997 single characters and 997 '##' forms of MiniLM's vocabulary, the 5 specials, 'good', 'movie'
     assert len(kept.kept_ids) == 997 + 997 + 5 + 2, len(kept.kept_ids)
 

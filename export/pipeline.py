@@ -22,7 +22,13 @@ from export.convert.bundle import finish_bundle, golden_examples, make_bundle
 from export.convert.onnx import to_onnx
 from export.convert.quantized import quantized_onnx, quantized_tflite
 from export.convert.tflite import to_tflite
-from export.convert.vocab import changed_word_rate, read_texts, trim_vocabulary, unknown_word_rate
+from export.convert.vocab import (
+    changed_word_rate,
+    check_trimmable_source,
+    read_texts,
+    trim_vocabulary,
+    unknown_word_rate,
+)
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report
@@ -51,6 +57,8 @@ def run(cfg: PipelineConfig) -> Report:
     """
     started = time.perf_counter()
     check_output_dir(cfg.out, cfg.overwrite)
+    if cfg.vocab.trim:
+        check_trimmable_source(cfg.distill.student_model or cfg.model.name_or_path)
     data = load_data(cfg.data, cfg.seed)
     for note in data.notes:
         log.info("data: %s", note)
@@ -147,6 +155,7 @@ def trim_student(
         "eval_unknown_words_before": unknown_word_rate(untrimmed.tokenizer, data.eval.texts),
         "eval_unknown_words_after": unknown_word_rate(trimmed.tokenizer, data.eval.texts),
         "eval_changed_words": changed_word_rate(untrimmed.tokenizer, trimmed.tokenizer, data.eval.texts),
+        "source_changed_words": changed_word_rate(untrimmed.tokenizer, trimmed.tokenizer, texts),
     }
     log.info(
         "vocab: kept %d of %d pieces; eval words that become [UNK]: %.2f%% -> %.2f%%, re-cut: %.2f%%",

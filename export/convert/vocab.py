@@ -29,9 +29,9 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from export.architectures import ARCHITECTURES, TokenizerKind
-from export.classifier import Classifier
+from export.classifier import Classifier, resolve_model_path
 from export.config import VocabConfig
-from export.errors import ConfigError, DataError, ExportError
+from export.errors import ConfigError, DataError, ExportError, ModelLoadError
 
 #: Config fields holding token ids; each names a token that must survive, renumbered.
 _CONFIG_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id")
@@ -79,11 +79,36 @@ def check_trimmable(clf: Classifier) -> None:
     """
     model = json.loads(clf.tokenizer.backend_tokenizer.to_str())["model"]
     if clf.arch.tokenizer is not TokenizerKind.WORDPIECE or model.get("type") != "WordPiece":
-        wordpiece = ", ".join(k for k, a in ARCHITECTURES.items() if a.tokenizer is TokenizerKind.WORDPIECE)
-        raise ConfigError(
-            f"vocab.trim=true: the {clf.name} is {clf.model_type} with a {model.get('type')} tokenizer; trimming "
-            f"supports WordPiece tokenizers only ({wordpiece}); set vocab.trim = false"
+        raise _refusal(f"the {clf.name} is {clf.model_type} with a {model.get('type')} tokenizer")
+
+
+def check_trimmable_source(name_or_path: str) -> None:
+    """Refuses ``vocab.trim`` before any training when the model the student's tokenizer comes
+    from (``distill.student_model``, else the teacher) is of an architecture whose tokenizer is not
+    WordPiece; :func:`check_trimmable` checks the trained student itself. A model that cannot be
+    read here is left to training to report.
+
+    Raises:
+        ConfigError: its architecture's tokenizer is BPE or SentencePiece.
+    """
+    from transformers import AutoConfig  # noqa: PLC0415 - heavy: loaded when trimming is configured
+
+    try:
+        model_type = AutoConfig.from_pretrained(resolve_model_path(name_or_path)).model_type
+    except (OSError, ValueError, ModelLoadError):  # offline hub id, not a model folder: training says why
+        return
+    arch = ARCHITECTURES.get(model_type)
+    if arch is not None and arch.tokenizer is not TokenizerKind.WORDPIECE:
+        raise _refusal(
+            f"the student's tokenizer comes from {name_or_path}, {model_type} with a {arch.tokenizer} tokenizer"
         )
+
+
+def _refusal(what: str) -> ConfigError:
+    wordpiece = ", ".join(k for k, a in ARCHITECTURES.items() if a.tokenizer is TokenizerKind.WORDPIECE)
+    return ConfigError(
+        f"vocab.trim=true: {what}; trimming supports WordPiece tokenizers only ({wordpiece}); set vocab.trim = false"
+    )
 
 
 def kept_pieces(tokenizer: Any, texts: Sequence[str], cfg: VocabConfig) -> tuple[int, ...]:

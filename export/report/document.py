@@ -309,7 +309,8 @@ def vocab_section(v: Mapping[str, Any]) -> list[str]:
         f"{characters}. Its word-embedding table: {v['embedding_mb_fp32_before']:g} MB → "
         f"{v['embedding_mb_fp32_after']:g} MB (fp32). Eval words that become [UNK]: "
         f"{v['eval_unknown_words_before']:.2%} before, {v['eval_unknown_words_after']:.2%} after; cut into other "
-        f"pieces than before, [UNK] included: {v['eval_changed_words']:.2%}. The "
+        f"pieces than before, [UNK] included: {v['eval_changed_words']:.2%} (of the source texts' words: "
+        f"{v['source_changed_words']:.2%}). The "
         "`student` row is the trimmed model, gated against `student-untrimmed` (max drop, min agreement); every "
         "export is made from it.",
         "",

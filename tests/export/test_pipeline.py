@@ -381,7 +381,7 @@ def test_pipeline_with_a_trimmed_vocabulary(tiny_bert_dir: Path, sst2_path: Path
     assert 0 <= v["eval_unknown_words_before"] <= v["eval_unknown_words_after"] < 0.05, v
     # 400 training rows: many eval words are new to them (measured 29%), cut into characters
     assert v["eval_unknown_words_after"] - v["eval_unknown_words_before"] <= v["eval_changed_words"] < 0.5, v
-    assert v["eval_changed_words"] > 0, v
+    assert v["eval_changed_words"] > 0 and v["source_changed_words"] == 0, v  # min_count 1: the source is exact
     assert "## Vocabulary trimming" in (out / "report.md").read_text()
     splits = load_data(cfg.data, cfg.seed)
     original = AutoTokenizer.from_pretrained(out / "models" / "student-untrimmed")
@@ -400,3 +400,14 @@ def test_pipeline_with_a_trimmed_vocabulary(tiny_bert_dir: Path, sst2_path: Path
             got = enc.input_ids[row][enc.attention_mask[row] == 1].tolist()
             assert got == hf(text, truncation=True, max_length=32)["input_ids"], (name, text)
         assert len(TextClassifier.load(bundle).selftest()) == 5, name
+
+
+def test_trimming_a_bpe_model_is_refused_before_training(tmp_path: Path, sst2_path: Path) -> None:
+    from export.errors import ConfigError
+    from tests.builders import LABELS, tokenized_classifier
+
+    tokenized_classifier("roberta", tmp_path / "roberta", LABELS)
+    cfg = tiny_run_config(tmp_path / "roberta", sst2_path, tmp_path / "out", "vocab.trim=true")
+    with pytest.raises(ConfigError, match="roberta with a bpe tokenizer; trimming supports WordPiece tokenizers only"):
+        run(cfg)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.checkpoints").exists(), "it trained first"

@@ -156,6 +156,21 @@ def test_non_wordpiece_tokenizers_are_refused(arch: str, tmp_path: Path) -> None
     assert not (tmp_path / "trim").exists()
 
 
+def test_a_non_wordpiece_model_is_refused_before_training(tmp_path: Path) -> None:
+    """The pipeline's early check reads only the model's config: BPE / SentencePiece architectures
+    are refused, WordPiece ones and models it cannot read (left to training) pass."""
+    from export.convert.vocab import check_trimmable_source
+    from export.errors import ConfigError
+
+    for arch in ("roberta", "albert"):
+        tokenized_classifier(arch, tmp_path / arch, LABELS)
+        with pytest.raises(ConfigError, match=f"{arch} with a (bpe|unigram) tokenizer; trimming supports WordPiece"):
+            check_trimmable_source(str(tmp_path / arch))
+    tokenized_classifier("distilbert", tmp_path / "distilbert", LABELS)
+    check_trimmable_source(str(tmp_path / "distilbert"))
+    check_trimmable_source(str(tmp_path / "no-such-model"))
+
+
 def test_tokenizer_json_ids_are_renumbered() -> None:
     """Every id in the file moves to its new number: vocabulary, added tokens, post-processor, padding."""
     from export.convert.vocab import trim_tokenizer_json

@@ -242,6 +242,9 @@ class DistillConfig(TrainerSettings):
     student: StudentKind = StudentKind.DISTILBERT
     num_layers: int | None = None
     """Student depth; None: half the teacher's layers (every other teacher layer)."""
+    ffn_size: int | None = None
+    """Student feed-forward width; None: the teacher's. Smaller keeps each layer's most active FFN
+    neurons (:mod:`export.train.prune`); the FFN is two thirds of a layer's multiply-adds."""
     temperature: float = 2.0
     alpha: float = 0.5
     """Weight of the soft-label (KL) loss; 1 - alpha weighs the hard-label loss."""
@@ -259,6 +262,7 @@ class DistillConfig(TrainerSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.num_layers is None or self.num_layers >= 1, "distill.num_layers", self.num_layers, "none or >= 1")
+        _check(self.ffn_size is None or self.ffn_size >= 1, "distill.ffn_size", self.ffn_size, "none or >= 1")
         _check(self.temperature > 0, "distill.temperature", self.temperature, "> 0")
         _check(0 <= self.alpha <= 1, "distill.alpha", self.alpha, "[0, 1]")
         _check(self.hidden_weight >= 0, "distill.hidden_weight", self.hidden_weight, ">= 0")

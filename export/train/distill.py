@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from export.data.dataset import Dataset, Split
 from export.errors import ConfigError
 from export.train.augment import augment_texts
 from export.train.losses import DistillationModel
+from export.train.prune import prune_ffn
 from export.train.trainer import (
     TokenizedSplit,
     accuracy_metric,
@@ -36,6 +38,9 @@ from export.train.trainer import (
 log = logging.getLogger(__name__)
 
 _LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
+
+IMPORTANCE_TEXTS = 512
+"""Training texts FFN neuron importance is measured on (``distill.ffn_size``)."""
 
 # BERT parameter name (inside one encoder layer) -> DistilBERT name.
 _BERT_TO_DISTIL_LAYER = {
@@ -171,6 +176,9 @@ def distill(
 
     set_seed(seed)
     student, tok = _make_student(teacher, cfg)
+    if cfg.ffn_size is not None:
+        batches = _importance_batches(tok, model_input_names(student), data.train.texts, max_length, seed)
+        student = prune_ffn(student, cfg.ffn_size, batches)
     online = cfg.hidden_weight > 0 or cfg.attention_weight > 0
     if online and tok.get_vocab() != teacher.tokenizer.get_vocab():
         raise ConfigError(
@@ -233,6 +241,20 @@ def _make_student(teacher: Classifier, cfg: DistillConfig) -> tuple[Any, Any]:
         return build_student(teacher.model, cfg.student, cfg.num_layers), teacher.tokenizer
     model, tok = load_pretrained(cfg.student_model, teacher.label_names)
     return model, tok
+
+
+def _importance_batches(
+    tok: Any, names: Sequence[str], texts: Sequence[str], max_length: int, seed: int
+) -> list[dict[str, torch.Tensor]]:
+    """Up to :data:`IMPORTANCE_TEXTS` seeded training texts, tokenized in batches of 32 (inputs ``names``)."""
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(texts), size=min(IMPORTANCE_TEXTS, len(texts)), replace=False).tolist())
+    chosen = [texts[i] for i in pick]
+    batches = []
+    for i in range(0, len(chosen), 32):
+        enc = tok(chosen[i : i + 32], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        batches.append({n: enc[n] for n in names if n in enc})
+    return batches
 
 
 def _with_augmentation(

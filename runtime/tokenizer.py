@@ -107,6 +107,14 @@ class BundleTokenizer:
             )
         except Exception as exc:  # e.g. max_length shorter than the special tokens
             raise InputError(f"tokenization failed: {exc}") from exc
+        if len(encodings) == 1 and pad_to is None:  # one text, unpadded: the arrays as they come
+            enc = encodings[0]
+            return Encoded(
+                np.asarray([enc.ids], dtype=np.int64),
+                np.asarray([enc.attention_mask], dtype=np.int64),
+                np.asarray([enc.type_ids], dtype=np.int64),
+                (bool(enc.overflowing),),
+            )
         longest = max((len(e.ids) for e in encodings), default=0)
         width = longest if pad_to is None else pad_to
         if width < longest:

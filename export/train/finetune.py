@@ -132,5 +132,3 @@ def layerwise_lr_trainer(decay: float) -> type:
             return self.optimizer
 
     return LayerwiseLrTrainer
-
-

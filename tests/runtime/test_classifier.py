@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import TextClassifier
+from runtime import TextClassifier, classifier
 from runtime.backends import OnnxBackend, open_backend
-from runtime import classifier
 from runtime.classifier import _softmax
 from runtime.errors import BundleError, GoldenMismatchError, InputError
 from runtime.tokenizer import BundleTokenizer

@@ -1,13 +1,24 @@
-"""Runtime speed on the real SST-2 length mix, side by side in one run, into BENCHMARKS.md.
+"""Per-text speed of the kit's bundles against the best peers, side by side in one run, into BENCHMARKS.md.
 
-    .venv/bin/python benchmarks/runtime_speed.py --run-dir OUT [--n 300]
+    .venv/bin/python benchmarks/runtime_speed.py --run-dir OUT [--n 872] [--rounds 3]
 
-OUT is a ``python -m export`` output directory (models/teacher + bundles/). Every text is
-classified one at a time (batch 1), as an app does:
-- the fp32 PyTorch teacher run eagerly with transformers (tokenizer + model + softmax), and
-- every bundle through ``runtime.TextClassifier`` at 1 and 2 threads.
-Reported: per-text p50/p90/p99, speed-up over the teacher at 1 thread, the runtime's own
-overhead (time outside the backend), and achieved GOP/s against an estimate of this core's peak.
+OUT is a ``python -m export`` output directory (models/teacher, models/student, bundles/,
+report.json). The texts are that run's eval split, rebuilt from the run's own data config and
+seed (for ``examples/sst2.toml``: whole SST-2 sentences held out from training), so accuracy is
+measured on the same rows as speed. Every text is classified one at a time (batch 1,
+tokenization included), as an app does, by:
+
+- the run's teacher in PyTorch eager fp32 (transformers tokenizer + model + softmax);
+- the peers a user would otherwise glue together from the same teacher: Optimum's ONNX export
+  (fp32) and Optimum's ORTQuantizer dynamic int8 (``AutoQuantizationConfig`` for this CPU's
+  ISA, per-channel), run through ``ORTModelForSequenceClassification``;
+- every bundle of the run through ``runtime.TextClassifier``, at 1 and 2 threads.
+
+Paths take turns for ``--rounds`` rounds and each reports its fastest round, so a burst of load
+on a shared machine does not land on one path only. Printed next to every figure: the CPU's
+vector ISA, and each path's compute floor — its encoder's multiply-adds at each text's length
+over one core's peak multiply-adds per cycle for the precision it computes in (a bound no
+kernel reaches: it ignores memory, softmax, LayerNorm and the widening adds int8 needs).
 """
 
 from __future__ import annotations
@@ -15,9 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench_md import write_section
@@ -28,128 +41,321 @@ import numpy as np
 
 from export.report.machine import cpu_info, machine
 from runtime import TextClassifier
-from runtime.bench import BenchResult, bench, read_texts
 
-ROOT = Path(__file__).resolve().parents[1]
-SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
 BEGIN, END = "<!-- runtime-speed:begin -->", "<!-- runtime-speed:end -->"
 
 
-def encoder_flops(cfg: dict, seq: int) -> float:
-    """Multiply-adds × 2 of one forward pass at sequence length ``seq`` (embeddings excluded)."""
+@dataclass(frozen=True)
+class Peak:
+    """One core's multiply-adds per cycle for fp32 and int8, and why."""
+
+    fp32: int
+    int8: int
+    how: str
+
+
+def core_peak(flags: frozenset[str], vendor: str) -> Peak:
+    """Peak multiply-adds per cycle of one core, from its ISA (x86; anything else: AVX2-like)."""
+    if "amx_int8" in flags:
+        return Peak(32, 1024, "AMX: 1024 int8 MAC/cycle (tile unit); fp32 2 AVX-512 FMA units")
+    if "avx512_vnni" in flags and vendor == "AuthenticAMD":
+        return Peak(16, 64, "Zen 4 AVX-512 double-pumped: 2×256-bit FMA (16 fp32 MAC), VPDPBUSD 64 int8 MAC/cycle")
+    if "avx512_vnni" in flags:
+        return Peak(32, 128, "2 AVX-512 units: 32 fp32 MAC, 2 VPDPBUSD × 64 = 128 int8 MAC/cycle")
+    if "avx_vnni" in flags:
+        return Peak(16, 64, "AVX-VNNI: 2 FMA × 8 fp32, 2 VPDPBUSD × 32 = 64 int8 MAC/cycle")
+    return Peak(
+        16,
+        64,
+        "AVX2: 2 FMA × 8 = 16 fp32 MAC/cycle; 2 VPMADDUBSW × 32 = 64 int8 MAC/cycle "
+        "(u8×s8 pairs; the VPMADDWD that widens them to int32 competes for the same ports, so kernels reach ~half)",
+    )
+
+
+def encoder_macs(cfg: dict, seq: int) -> float:
+    """Multiply-adds of one forward pass at ``seq`` tokens: projections, FFN, attention scores (no embeddings)."""
     h = cfg.get("hidden_size") or cfg["dim"]
     ffn = cfg.get("intermediate_size") or cfg["hidden_dim"]
     layers = cfg.get("num_hidden_layers") or cfg["n_layers"]
-    per_layer = 2 * seq * (4 * h * h + 2 * h * ffn) + 2 * 2 * seq * seq * h
-    head = 2 * (h * h + h * cfg.get("num_labels", len(cfg.get("id2label", {})) or 2))
-    return float(layers * per_layer + head)
+    per_layer = seq * (4 * h * h + 2 * h * ffn) + 2 * seq * seq * h
+    return float(layers * per_layer + h * h + 2 * h)
 
 
-def peak_gflops() -> tuple[float, str]:
-    """fp32 peak of one core from its clock and vector units (an estimate; says which)."""
-    cpu = cpu_info()
-    if "avx512f" in cpu.flags and cpu.vendor != "AuthenticAMD":
-        per_cycle, why = 64, "2 AVX-512 FMA units"
-    elif "avx512f" in cpu.flags or "avx2" in cpu.flags:
-        per_cycle, why = 32, "2×256-bit FMA (AVX-512 double-pumped)" if "avx512f" in cpu.flags else "2 AVX2 FMA units"
-    else:
-        per_cycle, why = 16, "SSE"
-    return per_cycle * cpu.mhz / 1000.0, f"{per_cycle} fp32 FLOP/cycle ({why}) × {cpu.mhz:.0f} MHz"
+@dataclass
+class Row:
+    """One path's fastest round."""
+
+    name: str
+    kind: str
+    precision: str
+    threads: int
+    config: dict
+    size_mb: float
+    mean_ms: float = float("inf")
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    model_ms: float = 0.0
+    accuracy: float = 0.0
 
 
-def teacher_bench(model_dir: Path, texts: list[str]) -> tuple[BenchResult, float]:
-    import torch  # noqa: PLC0415 - only the teacher row needs torch; the bundles run without it
+Runner = Callable[[str], tuple[int, float]]
+"""Classifies one text; returns (label index, seconds inside the model)."""
+
+
+def eval_split(run_dir: Path) -> tuple[list[str], list[int], tuple[str, ...]]:
+    """The run's eval texts and label indices, rebuilt from report.json's data config and seed."""
+    from export.config import load_config  # noqa: PLC0415 - export is only needed to rebuild the split
+    from export.data.dataset import load_data  # noqa: PLC0415 - as above
+
+    saved = json.loads((run_dir / "report.json").read_text())["config"]
+    overrides = [f"seed={saved['seed']}"]
+    for key, value in saved["data"].items():
+        if value is not None:
+            overrides.append(f"data.{key}={value}")
+    cfg = load_config(None, overrides)
+    data = load_data(cfg.data, cfg.seed)
+    return list(data.eval.texts), [int(y) for y in data.eval.labels], tuple(data.label_names)
+
+
+def teacher_runner(model_dir: Path, max_length: int) -> Runner:
+    import torch  # noqa: PLC0415 - only the PyTorch row needs torch; bundles run without it
     from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - as torch
 
     torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    totals, models = [], []
-    with torch.inference_mode():
-        for i, text in enumerate([*texts[:5], *texts]):
-            start = time.perf_counter()
-            enc = tok(text, truncation=True, max_length=128, return_tensors="pt")
-            mid = time.perf_counter()
+
+    def run(text: str) -> tuple[int, float]:
+        with torch.inference_mode():
+            enc = tok(text, truncation=True, max_length=max_length, return_tensors="pt")
+            began = time.perf_counter()
             logits = model(**enc).logits
-            end = time.perf_counter()
-            torch.softmax(logits, -1).tolist()
-            done = time.perf_counter()
-            if i >= 5:
-                totals.append(done - start)
-                models.append(end - mid)
-    t, m = np.asarray(totals) * 1000, np.asarray(models) * 1000
-    res = BenchResult(
-        "teacher (PyTorch eager)",
-        1,
-        len(texts),
-        *np.percentile(t, [50, 90, 99]).tolist(),
-        float(len(texts) / t.sum() * 1000),
-        float(np.percentile(m, 50)),
-        float(1 - m.sum() / t.sum()),
+            inside = time.perf_counter() - began
+            probs = torch.softmax(logits, -1)[0]
+        return int(probs.argmax()), inside
+
+    return run
+
+
+def optimum_runners(teacher_dir: Path, work: Path, max_length: int, flags: frozenset[str]) -> dict[str, Runner]:
+    """Optimum's ONNX export of the teacher and its ORTQuantizer dynamic int8, each as a runner (1 thread)."""
+    import onnxruntime as ort  # noqa: PLC0415 - the peers' own stack
+    import torch  # noqa: PLC0415 - ORTModel returns torch tensors
+    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer  # noqa: PLC0415 - peer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig  # noqa: PLC0415 - peer
+    from transformers import AutoTokenizer  # noqa: PLC0415 - peer
+
+    fp32_dir, int8_dir = work / "optimum-fp32", work / "optimum-int8"
+    ORTModelForSequenceClassification.from_pretrained(teacher_dir, export=True).save_pretrained(fp32_dir)
+    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(fp32_dir)
+    vnni = "avx512_vnni" in flags
+    qcfg = (AutoQuantizationConfig.avx512_vnni if vnni else AutoQuantizationConfig.avx2)(
+        is_static=False, per_channel=True
     )
-    return res, float(m.mean())
+    ORTQuantizer.from_pretrained(fp32_dir).quantize(quantization_config=qcfg, save_dir=int8_dir)
+    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(int8_dir)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    runners = {}
+    for name, folder, file in (
+        ("optimum-onnx-fp32", fp32_dir, "model.onnx"),
+        ("optimum-onnx-int8-dynamic", int8_dir, "model_quantized.onnx"),
+    ):
+        model = ORTModelForSequenceClassification.from_pretrained(folder, file_name=file, session_options=options)
+        tok = AutoTokenizer.from_pretrained(folder)
+
+        def run(text: str, model: object = model, tok: object = tok) -> tuple[int, float]:
+            enc = tok(text, truncation=True, max_length=max_length, return_tensors="pt")  # type: ignore[operator]
+            began = time.perf_counter()
+            logits = model(**enc).logits  # type: ignore[operator]
+            inside = time.perf_counter() - began
+            return int(torch.softmax(logits, -1)[0].argmax()), inside
+
+        runners[name] = run
+    return runners
+
+
+def bundle_runner(clf: TextClassifier) -> Runner:
+    labels = clf.manifest.labels
+
+    def run(text: str) -> tuple[int, float]:
+        inside: list[float] = []
+        prediction = clf._predict([text], 1, inside)[0]  # noqa: SLF001 - the runtime's own timed path
+        return labels.index(prediction.label), sum(inside)
+
+    return run
+
+
+def time_round(run: Runner, texts: Sequence[str], truth: Sequence[int]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-text total and in-model seconds and accuracy of one pass over ``texts`` (5 warm-up calls first)."""
+    for text in texts[:5]:
+        run(text)
+    totals, models, right = np.empty(len(texts)), np.empty(len(texts)), 0
+    for i, (text, y) in enumerate(zip(texts, truth, strict=True)):
+        began = time.perf_counter()
+        label, inside = run(text)
+        totals[i] = time.perf_counter() - began
+        models[i] = inside
+        right += label == y
+    return totals * 1e3, models * 1e3, right / len(texts)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", type=Path, required=True, help="output directory of python -m export")
-    p.add_argument("--data", type=Path, default=SST2)
-    p.add_argument("--n", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=872, help="eval texts to time (the first n of the split)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--more",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="other runs' output directories (same data and teacher): their student bundles join the table, "
+        "named after the run",
+    )
+    p.add_argument("--no-peers", action="store_true", help="skip the Optimum rows")
+    p.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = p.parse_args()
-    texts = read_texts(args.data)
-    texts = random.Random(args.seed).sample(texts, args.n)
-    teacher_cfg = json.loads((args.run_dir / "models" / "teacher" / "config.json").read_text())
-    student_cfg = json.loads((args.run_dir / "models" / "student" / "config.json").read_text())
-    base, _ = teacher_bench(args.run_dir / "models" / "teacher", texts)
-    rows = [(base, teacher_cfg)]
-    bundles = sorted(d for d in (args.run_dir / "bundles").iterdir() if (d / "manifest.json").is_file())
-    lengths = None
-    for d in bundles:
-        for threads in (1, 2):
-            clf = TextClassifier.load(d, threads=threads)
-            if lengths is None:
-                lengths = [int(clf._tokenizer.encode([t], pad_to=None).attention_mask.sum()) for t in texts]  # noqa: SLF001 - the bundle's own tokenizer
-            cfg = teacher_cfg if d.name.startswith("teacher") else student_cfg
-            rows.append((bench(clf, texts), cfg))
-    peak, peak_how = peak_gflops()
-    m = machine()
-    mean_len = float(np.mean(lengths))
-    lines = [
-        BEGIN,
-        "## Runtime speed (issue 7): batch 1, SST-2 length mix",
-        "",
-        f"Command: `python benchmarks/runtime_speed.py --run-dir {args.run_dir}` — {args.n} SST-2 sentences "
-        f"(seeded sample, mean {mean_len:.1f} tokens); every row measured in this one run on {m['cpu']} "
-        f"({m['cores']} cores). Teacher = fine-tuned MiniLM-L6 (fp32 PyTorch {_torch_version()}, eager, "
-        "1 thread, tokenizer + model + softmax). Latency is per text end to end; model = time inside the backend; "
-        "overhead = share of time outside it. GOP/s = encoder FLOPs at each text's length / model time; "
-        f"fp32 peak of one core ≈ {peak:.0f} GFLOP/s ({peak_how}; int8 VNNI peak is ~4× in ops).",
-        "",
-        "| model | threads | p50 ms | p90 ms | p99 ms | texts/s | speed-up vs teacher (p50) | model p50 ms "
-        "| overhead | GOP/s | % of fp32 peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r, cfg in rows:
-        flops = float(np.mean([encoder_flops(cfg, n) for n in lengths]))
-        gops = flops / (r.model_p50_ms / 1000) / 1e9
-        peak_share = 100 * gops / (peak * r.threads) if peak else float("nan")
-        lines.append(
-            f"| {r.name} | {r.threads} | {r.p50_ms:.2f} | {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.throughput:.0f} "
-            f"| {base.p50_ms / r.p50_ms:.1f}× | {r.model_p50_ms:.2f} | {100 * r.overhead:.1f}% | {gops:.1f} "
-            f"| {peak_share:.0f}% |"
+    run_dir: Path = args.run_dir
+    cpu = cpu_info()
+    peak = core_peak(cpu.flags, cpu.vendor)
+    texts, truth, label_names = eval_split(run_dir)
+    texts, truth = texts[: args.n], truth[: args.n]
+    teacher_cfg = json.loads((run_dir / "models" / "teacher" / "config.json").read_text())
+    max_length = json.loads((run_dir / "report.json").read_text())["config"]["data"]["max_length"]
+    teacher_labels = [teacher_cfg["id2label"][str(i)] for i in range(len(teacher_cfg["id2label"]))]
+    if [str(x) for x in teacher_labels] != [str(x) for x in label_names]:
+        print(f"note: teacher labels {teacher_labels} vs data labels {label_names}", file=sys.stderr)
+
+    def size_mb(paths: Sequence[Path]) -> float:
+        return sum(f.stat().st_size for d in paths for f in d.iterdir() if f.is_file()) / 1e6
+
+    rows: list[tuple[Row, Runner]] = []
+    teacher_dir = run_dir / "models" / "teacher"
+    weights = [f for f in teacher_dir.iterdir() if f.suffix in (".safetensors", ".bin")]
+    rows.append(
+        (
+            Row(
+                "teacher (PyTorch eager)",
+                "pytorch",
+                "fp32",
+                1,
+                teacher_cfg,
+                sum(f.stat().st_size for f in weights) / 1e6,
+            ),
+            teacher_runner(teacher_dir, max_length),
         )
-    lines.append(END)
-    section = "\n".join(lines)
-    write_section(section, BEGIN, END)
+    )
+    work = Path(tempfile.mkdtemp(prefix="runtime-speed-"))
+    if not args.no_peers:
+        for name, runner in optimum_runners(teacher_dir, work, max_length, cpu.flags).items():
+            folder = work / ("optimum-fp32" if "fp32" in name else "optimum-int8")
+            model_file = folder / ("model.onnx" if "fp32" in name else "model_quantized.onnx")
+            precision = "fp32" if "fp32" in name else "int8-dynamic"
+            rows.append((Row(name, "optimum", precision, 1, teacher_cfg, model_file.stat().st_size / 1e6), runner))
+    for source in (run_dir, *args.more):
+        prefix = "" if source == run_dir else f"{source.parent.name}/"
+        for bundle in sorted(d for d in (source / "bundles").iterdir() if (d / "manifest.json").is_file()):
+            if prefix and bundle.name.startswith("teacher"):
+                continue
+            cfg_dir = source / "models" / ("teacher" if bundle.name.startswith("teacher") else "student")
+            cfg = json.loads((cfg_dir / "config.json").read_text())
+            for threads in (1, 2):
+                clf = TextClassifier.load(bundle, threads=threads)
+                m = clf.manifest
+                row = Row(prefix + bundle.name, m.backend, m.precision, threads, cfg, size_mb([bundle]))
+                rows.append((row, bundle_runner(clf)))
+    for _ in range(args.rounds):
+        for row, runner in rows:
+            totals, models, acc = time_round(runner, texts, truth)
+            if totals.mean() < row.mean_ms:
+                row.mean_ms, row.model_ms = float(totals.mean()), float(models.mean())
+                row.p50_ms, row.p90_ms = float(np.percentile(totals, 50)), float(np.percentile(totals, 90))
+            row.accuracy = acc
+    section = render(rows, texts, peak, cpu, args, run_dir)
+    if not args.no_write:
+        write_section(section, BEGIN, END)
     print(section)
     return 0
 
 
-def _torch_version() -> str:
-    import torch  # noqa: PLC0415 - as in teacher_bench
+def render(
+    rows: list[tuple[Row, Runner]], texts: Sequence[str], peak: Peak, cpu: object, args: object, run_dir: Path
+) -> str:
+    """The BENCHMARKS.md section: the table and the done-when figures of issue 20."""
+    from transformers import AutoTokenizer  # noqa: PLC0415 - token counts with the run's own tokenizer
 
-    return torch.__version__
+    tok = AutoTokenizer.from_pretrained(run_dir / "models" / "teacher")
+    lengths = [len(tok(t, truncation=True, max_length=512)["input_ids"]) for t in texts]
+    m = machine()
+    mhz = cpu.mhz or 1.0  # type: ignore[attr-defined]
+    base = (
+        next(r for r, _ in rows if r.name == "optimum-onnx-int8-dynamic")
+        if any(r.name == "optimum-onnx-int8-dynamic" for r, _ in rows)
+        else rows[0][0]
+    )
+    teacher = rows[0][0]
+    lines = [
+        BEGIN,
+        "## Runtime speed (issue 20): the kit against Optimum, batch 1, held-out full sentences",
+        "",
+        f"Command: `python benchmarks/runtime_speed.py --run-dir {run_dir} --n {args.n} --rounds {args.rounds}"  # type: ignore[attr-defined]
+        + "".join(f" --more {d}" for d in args.more)  # type: ignore[attr-defined]
+        + "`"
+        f" — {len(texts)} eval texts of that run (mean {np.mean(lengths):.1f} word pieces, max {max(lengths)}), "
+        f"every row measured in this one run on {m['cpu']} ({m['cores']} cores, "  # type: ignore[attr-defined]
+        f"{mhz:.0f} MHz). Per text, tokenization included, the fastest of {args.rounds} rounds taken in turns. "  # type: ignore[attr-defined]
+        f"Floor: the path's multiply-adds at each text's length / ({peak.how}) at {mhz:.0f} MHz.",
+        "",
+        f"| path | precision | threads | mean ms | p50 ms | p90 ms | × {base.name} | model ms | runtime overhead "
+        "| floor ms | model × floor | accuracy | size MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r, _ in rows:
+        macs = float(np.mean([encoder_macs(r.config, n) for n in lengths]))
+        per_cycle = peak.int8 if "int8" in r.precision else peak.fp32
+        floor_ms = macs / (per_cycle * r.threads * mhz * 1e6) * 1e3
+        overhead = 1 - r.model_ms / r.mean_ms
+        lines.append(
+            f"| {r.name} | {r.precision} | {r.threads} | {r.mean_ms:.2f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} "
+            f"| {base.mean_ms / r.mean_ms:.2f}× | {r.model_ms:.2f} | {100 * overhead:.0f}% | {floor_ms:.2f} "
+            f"| {r.model_ms / floor_ms:.1f}× | {100 * r.accuracy:.2f}% | {r.size_mb:.1f} |"
+        )
+    kit = [r for r, _ in rows if r.kind in ("onnx", "tflite") and r.threads == 1]
+    int8_students = [r for r in kit if "int8" in r.precision and "student" in r.name]
+    lines.append("")
+    if int8_students and base is not teacher:
+        best = min(int8_students, key=lambda r: r.mean_ms)
+        macs = float(np.mean([encoder_macs(best.config, n) for n in lengths]))
+        floor_ms = macs / (peak.int8 * mhz * 1e6) * 1e3
+        fp32_student = next((r for r in kit if r.name == "student-onnx-fp32"), None)
+        small = [r for r in kit if r.size_mb <= 10.0 and "student" in r.name]
+        lines += [
+            f"- Fastest int8 student bundle at 1 thread: **{best.name}**, {best.mean_ms:.2f} ms per text = "
+            f"**{base.mean_ms / best.mean_ms:.2f}×** {base.name} ({base.mean_ms:.2f} ms); accuracy "
+            f"{100 * best.accuracy:.2f}% against the teacher's {100 * teacher.accuracy:.2f}% "
+            f"({100 * (best.accuracy - teacher.accuracy):+.2f} points).",
+            f"- Its model time {best.model_ms:.2f} ms is {best.model_ms / floor_ms:.1f}× its int8 compute floor "
+            f"({floor_ms:.2f} ms at {peak.int8} MAC/cycle).",
+            "- Bundles ≤ 10 MB: "
+            + (
+                ", ".join(
+                    f"{r.name} {r.size_mb:.1f} MB, {100 * r.accuracy:.2f}%"
+                    + (
+                        f" ({100 * (r.accuracy - fp32_student.accuracy):+.2f} vs student-onnx-fp32)"
+                        if fp32_student
+                        else ""
+                    )
+                    for r in small
+                )
+                if small
+                else "none"
+            )
+            + ".",
+        ]
+    lines.append(END)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

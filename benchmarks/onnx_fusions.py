@@ -1,0 +1,116 @@
+"""Do ONNX Runtime's transformer fusions pay on this CPU? fp32 and dynamic int8, with and without, into BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/onnx_fusions.py --bundle OUT/bundles/student-onnx-fp32 [--n 400] [--rounds 3]
+
+Takes an fp32 ONNX bundle the kit exported and builds, side by side in one process:
+- ``plain``: the bundle's graph as shipped (ORT applies its own level-3 optimisations at load);
+- ``fused``: ``onnxruntime.transformers.optimizer.optimize_model(model_type="bert")`` first —
+  Attention, SkipLayerNormalization, BiasGelu and EmbedLayerNormalization fused ops;
+and each of them quantized the way the kit quantizes (``quantize.onnx.quantize_onnx``, dynamic
+int8; on the fused graph ORT quantizes the fused Attention into QAttention). Every model runs one
+text per call at 1 thread on the bundle's own tokenization of SST-2 sentences; the fastest of
+``--rounds`` rounds taken in turns is reported, with the label agreement and max |logit Δ| of
+each variant against plain fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_md import write_section
+
+os.environ.setdefault("USE_TF", "0")
+
+import numpy as np
+
+from export.report.machine import machine
+from quantize.modes import OnnxQuant
+from quantize.onnx import quantize_onnx
+from runtime.bench import read_texts
+from runtime.tokenizer import BundleTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
+BEGIN, END = "<!-- onnx-fusions:begin -->", "<!-- onnx-fusions:end -->"
+
+
+def main() -> int:
+    import onnxruntime as ort  # noqa: PLC0415 - after the argument check
+    from onnxruntime.transformers.optimizer import optimize_model  # noqa: PLC0415 - as ort
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", type=Path, required=True, help="an fp32 ONNX bundle directory")
+    p.add_argument("--data", type=Path, default=SST2)
+    p.add_argument("--n", type=int, default=400, help="the n longest-first whole sentences of --data (≥ 12 words)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--heads", type=int, default=12, help="attention heads (MiniLM-L6 and its students: 12)")
+    p.add_argument("--hidden", type=int, default=384, help="hidden size (MiniLM-L6 and its students: 384)")
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    manifest = json.loads((args.bundle / "manifest.json").read_text())
+    texts = [t for t in read_texts(args.data) if len(t.split()) >= 12][: args.n]
+    tok = BundleTokenizer(args.bundle / manifest["tokenizer_file"], manifest["max_length"])
+    feeds = [tok.encode([t], pad_to=None).as_feeds() for t in texts]
+    work = Path(tempfile.mkdtemp(prefix="fusions-"))
+    plain = args.bundle / manifest["model_file"]
+    fused = work / "fused.onnx"
+    opt = optimize_model(str(plain), model_type="bert", num_heads=args.heads, hidden_size=args.hidden, opt_level=0)
+    fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+    opt.save_model_to_file(str(fused))
+    paths = {"plain fp32": plain, "fused fp32": fused}
+    for name, src in (("plain int8-dynamic", plain), ("fused int8-dynamic", fused)):
+        paths[name] = quantize_onnx(src, work / f"{name.replace(' ', '-')}.onnx", OnnxQuant.DYNAMIC_INT8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    sessions = {k: ort.InferenceSession(str(v), options, providers=["CPUExecutionProvider"]) for k, v in paths.items()}
+    names = {k: [i.name for i in s.get_inputs()] for k, s in sessions.items()}
+    best = dict.fromkeys(sessions, float("inf"))
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(args.rounds):
+        for k, s in sessions.items():
+            for f in feeds[:10]:
+                s.run(None, {n: f[n] for n in names[k]})
+            logits, began = [], time.perf_counter()
+            for f in feeds:
+                logits.append(s.run(None, {n: f[n] for n in names[k]})[0][0])
+            best[k] = min(best[k], (time.perf_counter() - began) / len(feeds) * 1e3)
+            outputs[k] = np.asarray(logits)
+    m = machine()
+    ref = outputs["plain fp32"]
+    mean_len = np.mean([f["input_ids"].shape[1] for f in feeds])
+    lines = [
+        BEGIN,
+        "## ONNX Runtime transformer fusions (issue 20): measured, not kept",
+        "",
+        f"Command: `python benchmarks/onnx_fusions.py --bundle {args.bundle} --n {args.n} --rounds {args.rounds}` — "
+        f"{len(feeds)} SST-2 sentences (mean {mean_len:.1f} word pieces), one per call, 1 thread, model time only, "
+        f"fastest of {args.rounds} rounds in turns, on {m['cpu']}. Fused ops: "
+        + ", ".join(f"{k} {v}" for k, v in fusions.items())
+        + ".",
+        "",
+        "| graph | ms / text | vs plain of its precision | label agreement with plain fp32 "
+        "| max \\|logit Δ\\| vs plain fp32 |",
+        "|---|---|---|---|---|",
+    ]
+    for k in sessions:
+        base = best["plain fp32" if "fp32" in k else "plain int8-dynamic"]
+        agree = float((outputs[k].argmax(1) == ref.argmax(1)).mean())
+        delta = float(np.abs(outputs[k] - ref).max())
+        lines.append(f"| {k} | {best[k]:.2f} | {best[k] / base:.2f}× | {100 * agree:.2f}% | {delta:.3g} |")
+    lines.append(END)
+    section = "\n".join(lines)
+    if not args.no_write:
+        write_section(section, BEGIN, END)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

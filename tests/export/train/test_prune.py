@@ -102,6 +102,7 @@ def test_refusals(tokenized) -> None:
         prune_ffn(tiny_model("mobilebert"), 8, batches)
 
 
+@pytest.mark.slow
 def test_distill_builds_the_narrow_student(tmp_path: Path) -> None:
     """``distill.ffn_size`` through ``distill``: the saved student has the narrower FFN."""
     from export.config import DistillConfig

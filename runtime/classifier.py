@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -197,16 +198,18 @@ class TextClassifier:
     def _predict(self, texts: Sequence[str], batch_size: int, model_time: list[float] | None) -> list[Prediction]:
         # model_time, when given, collects the seconds spent in the backend (for ``bench``).
         logits, truncated = self._infer(texts, batch_size, model_time)
-        probs = _softmax(logits)
         labels = self.manifest.labels
         out = []
-        for row, cut in zip(probs, truncated, strict=True):
-            best = int(np.argmax(row))
+        # Python floats, not numpy: a handful of labels per row, and right after the model has
+        # run numpy's per-call dispatch costs more than the arithmetic (issue 20's overhead).
+        for row, cut in zip(logits.tolist(), truncated, strict=True):
+            probs = _softmax_row(row)
+            best = max(range(len(probs)), key=probs.__getitem__)
             out.append(
                 Prediction(
                     label=labels[best],
-                    score=float(row[best]),
-                    probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                    score=probs[best],
+                    probabilities=dict(zip(labels, probs, strict=True)),
                     truncated=cut,
                 )
             )
@@ -291,7 +294,7 @@ class TextClassifier:
             logits = self._run(feeds, encoded.attention_mask, num_labels, model_time)
             chunks.append(logits)
             truncated.extend(encoded.truncated)
-        return np.concatenate(chunks, axis=0), truncated
+        return (chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)), truncated
 
     def _run(
         self,
@@ -350,12 +353,12 @@ def _check_texts(texts: Any) -> list[str]:
     return items
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)  # exp never overflows
-    e = np.exp(z)
-    probs: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return probs
+def _softmax_row(row: list[float]) -> list[float]:
+    """Softmax of one row of logits in double precision; the largest logit is subtracted first."""
+    top = max(row)
+    exps = [math.exp(x - top) for x in row]  # exp never overflows
+    total = math.fsum(exps)
+    return [e / total for e in exps]
 
 
 def _short(value: Any, limit: int = 40) -> str:

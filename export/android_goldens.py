@@ -20,7 +20,7 @@ from tokenizers import normalizers
 from export.android import PLACEHOLDER_LABELS, seal_placeholder_bundle
 from export.errors import ExportError
 from runtime.bundle import MANIFEST_NAME, Manifest
-from runtime.classifier import TextClassifier, _softmax  # _softmax: the post-processing Java must equal
+from runtime.classifier import TextClassifier, _softmax_row  # _softmax_row: the post-processing Java must equal
 from runtime.tokenizer import BundleTokenizer
 
 #: Tokenizer configurations checked by the JVM tests: name -> (lowercase, strip_accents,
@@ -179,7 +179,7 @@ def _write_postproc_golden(path: Path, seed: int) -> int:
     rows += [np.zeros(3, np.float32), np.array([2, 2, 1], np.float32), np.array([-1e4, 0, 1e4], np.float32)]
     with path.open("w", encoding="utf-8") as fh:
         for logits in rows:
-            probs = _softmax(logits[None, :])[0]
+            probs = _softmax_row([float(x) for x in logits])
             labels = [f"label_{i}" for i in range(len(logits))]
             row = {"labels": labels, "logits": [float(x) for x in logits], "probabilities": [float(p) for p in probs]}
             fh.write(json.dumps({**row, "label": labels[int(np.argmax(probs))]}) + "\n")

@@ -158,7 +158,8 @@ def table(results: Sequence[ArtifactResult], chosen: str | None = None, referenc
     """The verify table as Markdown; the ``chosen`` artifact's name is marked.
 
     Latency columns hold p50 / p90 ms at each thread count measured; "p50 vs fp32" is a
-    quantized artifact's p50 at the first thread count divided by its fp32 source's.
+    quantized artifact's p50 at the first thread count divided by its fp32 source's; "integer
+    ops" says whether the bundle's graph is integer-only (:mod:`quantize.integer_only`).
     """
     keys = sorted({k for r in results for k in _latency(r)}, key=lambda k: int(k.rstrip("t")))
     speed = speed_vs_fp32(results)
@@ -167,7 +168,7 @@ def table(results: Sequence[ArtifactResult], chosen: str | None = None, referenc
     head = (
         f"| artifact | format | precision | accuracy | agreement w/ {reference} | agreement w/ source "
         f"| max abs logit Δ vs source (tol) | acc drop vs source (pts) |{thread_cols} p50 vs fp32 ({first} thr) "
-        "| size MB | status |\n" + "|---" * (11 + len(keys)) + "|\n"
+        "| integer ops | size MB | status |\n" + "|---" * (12 + len(keys)) + "|\n"
     )
     rows = []
     for r in results:
@@ -186,7 +187,7 @@ def table(results: Sequence[ArtifactResult], chosen: str | None = None, referenc
         rows.append(
             f"| {name} | {r.format} | {r.precision} | {100 * r.accuracy:.2f}% | {agreement} | {source_agreement} "
             f"| {delta} | {drop} |{cells} {_speed_cell(r, speed.get(r.name), keys)} "
-            f"| {r.size_bytes / 1e6:.1f} | {status} |"
+            f"| {r.integer or '—'} | {r.size_bytes / 1e6:.1f} | {status} |"
         )
     return head + "\n".join(rows) + "\n"
 

@@ -30,6 +30,7 @@ from export.errors import ConfigError
 from export.verify.judge import ArtifactResult, Checks, Subject, judge, parity_tolerance
 from export.verify.latency import Latencies, bundle_latency, torch_latency
 from export.verify.outputs import LabelledTexts, Outputs
+from quantize.integer_only import FloatOps, float_ops
 from runtime import Manifest, TextClassifier, load_manifest
 
 BATCH = 32
@@ -51,23 +52,26 @@ class BundleRun:
     batch_logits: np.ndarray
     latency: Latencies
     size_bytes: int
+    float_ops: FloatOps
 
 
 def run_bundle(bundle: Path, texts: Sequence[str], sample: Sequence[str], threads: Sequence[int]) -> BundleRun:
-    """Logits of ``texts`` one per call and in batches (all cores), and p50 / p90 of one text per
-    call over ``sample`` per thread count.
+    """Logits of ``texts`` one per call and in batches (all cores), p50 / p90 of one text per
+    call over ``sample`` per thread count, and the float ops of the model graph.
 
     Raises:
         BundleError: the bundle is missing, invalid or tampered with.
     """
     fast = TextClassifier.load(bundle, threads=os.cpu_count() or 1)
     latency = bundle_latency(bundle, sample, threads)
+    model = bundle / fast.manifest.model_file
     return BundleRun(
         fast.manifest,
         fast.logits(texts, batch_size=1),
         fast.logits(texts, batch_size=BATCH),
         latency,
-        (bundle / fast.manifest.model_file).stat().st_size,
+        model.stat().st_size,
+        float_ops(model),
     )
 
 
@@ -137,6 +141,7 @@ def verify(
             checks=_export_checks(art, by_name[art.model], cfg),
             notes=art.notes,
             batch_outputs=Outputs.indexed(run.batch_logits),
+            float_ops=run.float_ops,
         )
         results.append(judge(subject, truth, cfg))
     return results, {name: o.logits for name, o in outputs.items()}
@@ -199,6 +204,7 @@ def verify_bundles(
             out,
             notes=notes,
             batch_outputs=Outputs(m.labels, run.batch_logits),
+            float_ops=run.float_ops,
         )
         if ref is not None:
             subject = _against_reference(subject, m, ref, reference_outputs(ref, m.max_length), cfg)

@@ -19,6 +19,7 @@ from export.artifacts import Format
 from export.config import VerifyConfig
 from export.verify.latency import Latencies, latency_key
 from export.verify.outputs import LabelledTexts, Outputs, accuracy, agreement, max_abs_delta
+from quantize.integer_only import FloatOps
 from quantize.modes import GateAction
 from runtime.classifier import golden_atol
 
@@ -47,6 +48,9 @@ class ArtifactResult:
         batch_max_delta: Max |logit Δ| of a bundle's eval texts between one text per call and
             batches of mixed lengths; None for PyTorch models.
         batch_label_changes: How many eval texts that batching relabels; None as above.
+        integer: ``integer-only`` or ``mixed: N of M ops float (op types)``, counted from the
+            bundle's model graph (:mod:`quantize.integer_only`); None for PyTorch models.
+        float_ops: The N of ``integer``; None as above.
     """
 
     name: str
@@ -70,6 +74,8 @@ class ArtifactResult:
     source_agreement: float | None = None
     batch_max_delta: float | None = None
     batch_label_changes: int | None = None
+    integer: str | None = None
+    float_ops: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -116,6 +122,7 @@ class Subject:
         batch_outputs: A bundle's logits on the same texts run in batches (``outputs`` are one
             text per call); they must give every text the same label and logits within
             :func:`runtime.classifier.golden_atol` of its precision. None: not checked.
+        float_ops: The float ops of a bundle's model graph; None for PyTorch models.
     """
 
     name: str
@@ -133,6 +140,7 @@ class Subject:
     notes: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
     batch_outputs: Outputs | None = None
+    float_ops: FloatOps | None = None
 
 
 def parity_tolerance(arch: Arch, backend: str) -> float:
@@ -187,6 +195,8 @@ def judge(s: Subject, data: LabelledTexts, cfg: VerifyConfig) -> ArtifactResult:
         source_agreement=with_source if s.report_source_agreement else None,
         batch_max_delta=batch_delta,
         batch_label_changes=batch_changes,
+        integer=None if s.float_ops is None else s.float_ops.describe(limit=3),
+        float_ops=None if s.float_ops is None else s.float_ops.count,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from export.config import load_config
 from export.pipeline import run
+from quantize.integer_only import float_ops
 from runtime import TextClassifier, load_manifest
 from runtime.classifier import golden_atol
 from tests.builders import seal_again
@@ -107,6 +108,24 @@ def assert_batch_invariant(data: dict) -> None:
         assert changes == 0 and delta <= tol, (
             f"{r['name']}: batching relabels {changes} eval texts, max |logit Δ| {delta:.3g} (tolerance {tol:g})"
         )
+
+
+def test_every_bundle_says_whether_its_graph_is_integer_only(pipeline_out) -> None:
+    """report.json and report.md carry each bundle's float-op count, computed from the shipped file."""
+    out, _ = pipeline_out
+    data = json.loads((out / "report.json").read_text())
+    md = (out / "report.md").read_text()
+    for r in data["results"]:
+        if r["format"] == "pytorch":
+            assert r["integer"] is None and r["float_ops"] is None, r
+            continue
+        bundle = out / "bundles" / r["name"]
+        found = float_ops(bundle / json.loads((bundle / "manifest.json").read_text())["model_file"])
+        assert (r["float_ops"], r["integer"]) == (found.count, found.describe(limit=3)), (r["name"], found)
+        # fp32 and dynamic-range int8 compute in float: most of their ops are float ops
+        assert found.count >= found.ops // 2, (r["name"], found.describe())
+        row = next(line for line in md.splitlines() if line.startswith(f"| {r['name']} |"))
+        assert f"| {r['integer']} |" in row, row
 
 
 def test_every_bundle_is_batch_invariant(pipeline_out) -> None:

@@ -19,6 +19,7 @@ from export.convert.quantized import quantized_tflite
 from export.convert.tflite import convert_tflite, tflite_signatures, to_tflite
 from export.errors import ConfigError
 from quantize import full_integer
+from quantize.integer_only import float_ops
 from quantize.calibration import draw_texts, encode
 from quantize.tflite import TfliteQuant, quantize_tflite
 from runtime.backends import TfliteBackend
@@ -248,3 +249,20 @@ def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -
         else:
             with pytest.raises(ExportError, match="returns int8 logits.*int8-full bundle"):
                 install_bundle(bundle, app, max_mb=100)
+
+
+@pytest.mark.slow
+def test_integer_only_check_reads_the_quantized_graphs(calibrated_export) -> None:
+    """fp32 and weight-only int8 compute in float; int8-full is integer but for what the int8
+    recipe leaves in float (the embedding lookup's output, the attention mask's cast) and the
+    op groups the sensitivity search kept in float."""
+    _, artifacts = calibrated_export
+    found = {p: float_ops(a.path) for p, a in artifacts.items()}
+    for precision in ("fp32", "int8-weight-only"):
+        f = found[precision]
+        assert f.float_ops.get("FULLY_CONNECTED", 0) > 0 and f.count >= 0.8 * f.ops, (precision, f.describe())
+    full = found["int8-full"]
+    assert full.count < found["fp32"].count / 4, (full.describe(), found["fp32"].describe())
+    assert "FULLY_CONNECTED" not in full.float_ops or "kept in float" in " ".join(artifacts["int8-full"].notes), (
+        full.describe()
+    )

@@ -60,3 +60,27 @@ def test_report_says_which_model_each_number_measures() -> None:
     assert "the eval file, never trained on" in md, md
     md = "\n".join(selection_section(_selection("off", False), {"eval_carved": True}))
     assert "finetune.refit = off" in md, md
+
+
+def test_the_table_says_whether_each_bundle_is_integer_only() -> None:
+    from export.report.document import table
+    from export.verify.judge import ArtifactResult
+
+    def result(name: str, integer: str | None, count: int | None) -> ArtifactResult:
+        return ArtifactResult(
+            name, "tflite", "int8-full", "student", "", 10**6, 0.8, 1.0, None, None, None, 1.0, 2.0, 1,
+            integer=integer, float_ops=count,
+        )  # fmt: skip
+
+    md = table(
+        [
+            result("student", None, None),
+            result("student-tflite-int8-qat", "integer-only", 0),
+            result("student-tflite-int8-full", "mixed: 3 of 131 ops float (CAST ×2, EMBEDDING_LOOKUP ×1)", 3),
+        ]
+    )
+    assert "| integer ops | size MB | status |" in md, md
+    rows = {line.split(" | ")[0][2:]: line for line in md.splitlines()[2:]}
+    assert "| integer-only | 1.0 | pass |" in rows["student-tflite-int8-qat"], rows
+    assert "| mixed: 3 of 131 ops float (CAST ×2, EMBEDDING_LOOKUP ×1) | 1.0 |" in rows["student-tflite-int8-full"]
+    assert "| — | 1.0 | pass |" in rows["student"], rows

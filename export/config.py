@@ -271,6 +271,34 @@ class DistillConfig(TrainerSettings):
 
 
 @dataclass(frozen=True)
+class QatConfig(TrainerSettings):
+    """Quantization-aware training for ``tflite.quantize = ["int8-qat"]``: the shipped student is
+    fine-tuned with its forward pass rounded as its integer-only TFLite graph will round it
+    (:mod:`quantize.qat`), on the teacher's soft labels plus the hard labels, on the rows the
+    student was trained on. Trainer settings as in :class:`TrainerSettings`: a short run at a
+    small learning rate. Validation (when the student had it, i.e. ``finetune.refit = off``)
+    measures the simulated-int8 accuracy and keeps the best check."""
+
+    section: ClassVar[str] = "qat"
+
+    epochs: float = 0.25
+    learning_rate: float = 2e-5
+    evals_per_epoch: int = 4
+    temperature: float = 2.0
+    alpha: float = 0.5
+    """Weight of the soft-label (KL) loss; 1 - alpha weighs the hard-label loss."""
+    recalibrate_every: int = 100
+    """Optimizer steps between two re-calibrations of the activation ranges (min / max over the
+    ``quantize.calibration_samples`` texts, one at a time, as the TFLite calibrator takes them)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.temperature > 0, "qat.temperature", self.temperature, "> 0")
+        _check(0 <= self.alpha <= 1, "qat.alpha", self.alpha, "[0, 1]")
+        _check(self.recalibrate_every >= 1, "qat.recalibrate_every", self.recalibrate_every, ">= 1")
+
+
+@dataclass(frozen=True)
 class VocabConfig:
     """Optional vocabulary trimming of the student before it is exported: keep the word pieces some
     texts use (plus the special tokens), drop the other rows of the word-embedding table, rewrite
@@ -354,7 +382,7 @@ class TfliteConfig:
 @dataclass(frozen=True)
 class QuantizeConfig:
     """Calibration and full-integer settings, shared by ONNX ``int8-static`` and the calibrated
-    TFLite modes (``int8-full``, ``int8-full-int8-io``, ``16x8``).
+    TFLite modes (``int8-full``, ``int8-full-int8-io``, ``16x8``, ``int8-qat``).
 
     Calibration and sensitivity texts are drawn (seeded, disjoint) from the training split,
     never from the eval split the accuracy gate uses."""
@@ -446,6 +474,7 @@ class PipelineConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
+    qat: QatConfig = field(default_factory=QatConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     tflite: TfliteConfig = field(default_factory=TfliteConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)

@@ -20,7 +20,7 @@ from export.classifier import Classifier, correct_predictions
 from export.config import PipelineConfig, Refit, to_dict
 from export.convert.bundle import finish_bundle, golden_examples, make_bundle
 from export.convert.onnx import to_onnx
-from export.convert.quantized import quantized_onnx, quantized_tflite
+from export.convert.quantized import QatModel, quantized_onnx, quantized_tflite
 from export.convert.tflite import to_tflite
 from export.convert.vocab import (
     changed_word_rate,
@@ -32,9 +32,17 @@ from export.convert.vocab import (
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report
-from export.train.cache import StageResult, refit_student_stage, refit_teacher_stage, student_stage, teacher_stage
+from export.train.cache import (
+    StageResult,
+    qat_stage,
+    refit_student_stage,
+    refit_teacher_stage,
+    student_stage,
+    teacher_stage,
+)
 from export.verify.engine import ArtifactResult, verify
-from quantize.calibration import draw_texts
+from quantize.calibration import CalibrationTexts, draw_texts
+from quantize.modes import TfliteQuant
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +82,17 @@ def run(cfg: PipelineConfig) -> Report:
                 untrimmed, student, vocab = trim_student(cfg, data, student)
             references, derived = [teacher, untrimmed, student], {student.name: untrimmed.name}
         models = {m.name: m for m in (teacher, student)}
+        calibration = calibration_texts(cfg, data)
+        qat: StageResult | None = None
+        if cfg.tflite.enabled and TfliteQuant.QAT_INT8 in cfg.tflite.quantize:
+            with stage("qat"):
+                qat = qat_stage(
+                    cfg, data, trained.teacher, student, trained.student.fingerprint, calibration.calibration
+                )
         with stage("convert"):
             fp32 = convert(cfg, teacher, student, work / "artifacts")
         with stage("quantize"):
-            quantized = quantize(cfg, data, models, fp32, work / "artifacts")
+            quantized = quantize(cfg, models, fp32, work / "artifacts", calibration, qat_model(qat))
         exported = in_report_order(fp32, quantized)
         bundles = make_bundles(exported, models, work / "bundles", max_length)
         with stage("verify"):
@@ -92,7 +107,7 @@ def run(cfg: PipelineConfig) -> Report:
             to_dict(cfg),
             dict(times),
             tuple(kept),
-            training={r.model.name: r.summary() for r in (trained.teacher, trained.student)},
+            training={r.model.name: r.summary() for r in (trained.teacher, trained.student, qat) if r is not None},
             selection=trained.selection,
             vocab=vocab,
         )
@@ -179,19 +194,42 @@ def convert(cfg: PipelineConfig, teacher: Classifier, student: Classifier, out_d
     return fp32
 
 
-def quantize(
-    cfg: PipelineConfig, data: Dataset, models: dict[str, Classifier], fp32: list[Artifact], out_dir: Path
-) -> list[Artifact]:
-    """Every quantized artifact (``onnx.quantize``, ``tflite.quantize``) made from the fp32 exports;
-    the calibrated modes calibrate on training texts (never eval), with lengths like the
-    validation texts'."""
-    calibration = draw_texts(
+def calibration_texts(cfg: PipelineConfig, data: Dataset) -> CalibrationTexts:
+    """The calibration and sensitivity texts: training texts (never eval), seeded, with lengths like
+    the validation texts' (only their word counts are used)."""
+    return draw_texts(
         data.train.texts,
         cfg.quantize.calibration_samples,
         cfg.quantize.sensitivity_samples,
         cfg.seed,
-        like=data.validation.texts,  # lengths like deployment text (only their word counts are used)
+        like=data.validation.texts,
     )
+
+
+def qat_model(stage: StageResult | None) -> QatModel | None:
+    """The QAT stage's student with a note of what its training did, for ``int8-qat``."""
+    if stage is None:
+        return None
+    info = stage.training_info
+    note = f"quantization-aware training: {info.get('steps', '?')} steps in {stage.train_seconds:.0f} s" + (
+        " (reused from the stage cache)" if stage.reused else ""
+    )
+    best = info.get("best_validation_accuracy")
+    if best is not None:
+        note += f"; best simulated-int8 validation accuracy {100 * best:.2f}%"
+    return QatModel(stage.model, (note,))
+
+
+def quantize(
+    cfg: PipelineConfig,
+    models: dict[str, Classifier],
+    fp32: list[Artifact],
+    out_dir: Path,
+    calibration: CalibrationTexts,
+    qat: QatModel | None = None,
+) -> list[Artifact]:
+    """Every quantized artifact (``onnx.quantize``, ``tflite.quantize``) made from the fp32 exports
+    (``int8-qat`` from the QAT student); the calibrated modes calibrate on ``calibration``."""
     onnx_fp32 = [a for a in fp32 if a.format is Format.ONNX]
     quantized = quantized_onnx(
         [models[a.model] for a in onnx_fp32],
@@ -211,6 +249,7 @@ def quantize(
             max_length=cfg.data.max_length,
             calibration=calibration,
             quant=cfg.quantize,
+            qat=qat,
         )
     return quantized
 

@@ -34,10 +34,15 @@ class TfliteQuant(StrEnum):
     the runtime dequantizes)."""
     INT16X8 = "16x8"
     """int8 weights, int16 activations (calibrated): close to float accuracy, integer kernels."""
+    QAT_INT8 = "int8-qat"
+    """Integer-only int8: the student fine-tuned under simulated int8 (quantization-aware training,
+    the ``[qat]`` stage), exported with integer embedding lookups and attention mask, every op
+    quantized (none kept in float); checked to have no float op between the token ids and the
+    logits, which come out as float32."""
 
     @property
     def calibrated(self) -> bool:
-        """Whether the mode needs activation ranges from calibration data."""
+        """Whether the mode's sensitivity search needs activation ranges from calibration data."""
         return self in (TfliteQuant.FULL_INT8, TfliteQuant.FULL_INT8_IO, TfliteQuant.INT16X8)
 
 

@@ -7,6 +7,8 @@ the models' own tokenizers and graphs, and names the results.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from export.architectures import model_input_names
@@ -14,13 +16,15 @@ from export.artifacts import Artifact, Format
 from export.classifier import Classifier
 from export.config import OnnxConfig, QuantizeConfig, TfliteConfig
 from export.convert.onnx import export_onnx
-from export.convert.tflite import tflite_signatures
-from export.errors import ConfigError
+from export.convert.tflite import integer_flatbuffer, tflite_signatures
+from export.errors import ConfigError, ConversionError
+from quantize import full_integer
 from quantize.calibration import CalibrationTexts, encode
 from quantize.full_integer import Inputs
+from quantize.integer_only import tflite_float_ops
 from quantize.modes import OnnxQuant, TfliteQuant
 from quantize.onnx import float_matmuls, quantize_onnx
-from quantize.tflite import calibrate_tflite, quantize_tflite, quantize_tflite_calibrated
+from quantize.tflite import calibrate_tflite, quantize_tflite, quantize_tflite_calibrated, write_atomic
 from runtime.backends import bucket_signature
 
 _DEFAULT_QUANTIZE = QuantizeConfig()
@@ -113,8 +117,10 @@ def quantized_tflite(
     max_length: int,
     calibration: CalibrationTexts | None = None,
     quant: QuantizeConfig | None = None,
+    qat: QatModel | None = None,
 ) -> list[Artifact]:
-    """Quantizes the fp32 flatbuffer from :func:`to_tflite` to every precision of ``cfg.quantize``.
+    """Quantizes the fp32 flatbuffer from :func:`to_tflite` to every precision of ``cfg.quantize``;
+    ``int8-qat`` is made from ``qat`` instead (:func:`_qat_tflite`).
 
     Args:
         clf: The classifier ``fp32`` was exported from (its tokenizer encodes calibration texts).
@@ -127,16 +133,19 @@ def quantized_tflite(
             ``calibration.sensitivity``.
         quant: Target agreement and float-group limit of the sensitivity search (default:
             :class:`QuantizeConfig` defaults).
+        qat: The quantization-aware-trained student and what its training did (``int8-qat``).
 
     Returns:
         One artifact per precision, in ``cfg.quantize`` order; each names ``fp32`` as its source.
 
     Raises:
-        ConfigError: a calibrated mode is configured but no calibration texts are given.
+        ConfigError: a calibrated mode is configured but no calibration texts are given, or
+            ``int8-qat`` but no ``qat`` model.
         TfliteQuantizationError: ai-edge-quantizer failed on the fp32 model.
+        ConversionError: the ``int8-qat`` graph is not integer-only.
     """
     quant = quant or QuantizeConfig()
-    calibrated = [m for m in cfg.quantize if m.calibrated]
+    calibrated = [m for m in cfg.quantize if m.calibrated or m is TfliteQuant.QAT_INT8]
     if calibrated and (calibration is None or not calibration.calibration or not calibration.sensitivity):
         raise ConfigError(
             f"tflite.quantize {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
@@ -150,7 +159,15 @@ def quantized_tflite(
     for mode in cfg.quantize:
         name = f"{clf.name}-tflite-{mode.value}"
         notes: tuple[str, ...] = ()
-        if mode.calibrated:
+        if mode is TfliteQuant.QAT_INT8:
+            if qat is None:
+                raise ConfigError(
+                    "tflite.quantize includes int8-qat, which exports the quantization-aware-trained student, "
+                    "and none was given; pass qat= (the pipeline's qat stage trains it)"
+                )
+            assert calibration is not None  # checked above
+            path, notes = _qat_tflite(qat, clf, calibration.calibration, out_dir / f"{name}.tflite", cfg, max_length)
+        elif mode.calibrated:
             if ranges is None:
                 assert calibration is not None  # checked above
                 calibration_rows, sensitivity_rows = _calibration_inputs(
@@ -177,6 +194,49 @@ def quantized_tflite(
     return artifacts
 
 
+@dataclass(frozen=True)
+class QatModel:
+    """The quantization-aware-trained student (``models`` folder of the qat stage) and its notes."""
+
+    model: Classifier
+    notes: tuple[str, ...] = ()
+
+
+def _qat_tflite(
+    qat: QatModel, clf: Classifier, texts: Sequence[str], out: Path, cfg: TfliteConfig, max_length: int
+) -> tuple[Path, tuple[str, ...]]:
+    """The integer-only int8 flatbuffer of the QAT student: traced as an integer graph, calibrated on
+    ``texts`` (the texts its training calibrated on), every op quantized, checked for float ops.
+
+    Raises:
+        ConversionError: the quantized graph still has a float op (named): never shipped as int8-qat.
+    """
+    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 - loaded when converting
+
+    lengths = cfg.lengths(max_length)
+    model = AutoModelForSequenceClassification.from_pretrained(qat.model.path, attn_implementation="eager").eval()
+    flatbuffer = integer_flatbuffer(model, lengths)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".qat-") as tmp:
+        fp32 = write_atomic(flatbuffer, Path(tmp) / "fp32.tflite")
+        rows, _ = _calibration_inputs(clf, CalibrationTexts(tuple(texts), (), 0), fp32, lengths)
+        ranges = calibrate_tflite(fp32, rows)
+        quantized = full_integer.quantize_with(flatbuffer, ranges, TfliteQuant.FULL_INT8, ())
+    found = tflite_float_ops(quantized)
+    if not found.integer_only:
+        raise ConversionError(
+            f"{out.stem}: the int8-qat graph of {clf.name} ({model.config.model_type}) is not integer-only — "
+            f"{found.describe(limit=10)}; the kit does not ship it as int8-qat. Use int8-full (which keeps "
+            "sensitive ops in float and says so), or report the op: the integer export covers "
+            "BERT, DistilBERT, MobileBERT, RoBERTa and ELECTRA"
+        )
+    notes = (
+        *qat.notes,
+        f"integer-only: {found.ops} ops, none float (checked on the flatbuffer); every op int8 with "
+        f"activation ranges from {len(texts)} calibration texts, weights per channel",
+    )
+    return write_atomic(quantized, out), notes
+
+
 def _calibration_inputs(
     clf: Classifier, texts: CalibrationTexts, fp32_path: Path, lengths: tuple[int, ...]
 ) -> tuple[Inputs, Inputs]:
@@ -201,4 +261,4 @@ def _calibration_inputs(
         if key_of(n) not in covered:
             extra = encode(clf.tokenizer, texts.calibration[:16], names, n, (n,))
             calibration += [(key_of(n), row) for _, row in extra]
-    return calibration, rows(texts.sensitivity)
+    return calibration, rows(texts.sensitivity) if texts.sensitivity else []

@@ -29,6 +29,7 @@ from export.architectures import TOKEN_INPUTS, model_input_names
 from export.artifacts import Artifact, Format
 from export.classifier import Classifier
 from export.config import QuantizeConfig, TfliteConfig, TfliteConverter
+from export.convert.integer_graph import integer_graph
 from export.convert.mask_fill import bounded_mask_fill
 from export.convert.tflite_tensorflow import TfJob, convert_with_tensorflow
 from export.errors import ConfigError, ConversionError
@@ -45,6 +46,7 @@ __all__ = [
     "LogitsOnly",
     "TfliteConversionError",
     "convert_tflite",
+    "integer_flatbuffer",
     "model_input_names",
     "tflite_signature",
     "tflite_signatures",
@@ -142,6 +144,23 @@ def _convert_with_litert_torch(
     finally:
         if progress.getvalue():
             logger.debug("litert-torch conversion log:\n%s", progress.getvalue().rstrip())
+
+
+def integer_flatbuffer(model: PreTrainedModel, lengths: Sequence[int], mask_fill: float = -30.0) -> bytes:
+    """The fp32 flatbuffer of ``model`` traced inside :func:`export.convert.integer_graph.integer_graph`
+    (embedding lookups as GATHER, the attention mask by comparison): a graph that ai-edge-quantizer's
+    static int8 recipe quantizes op for op. ``model`` must use eager attention (DistilBERT's SDPA
+    path casts the mask to float).
+
+    Raises:
+        TfliteConversionError: the converter could not convert the model.
+    """
+    names = model_input_names(model)
+    lengths = _lengths(tuple(lengths))
+    with integer_graph(model, mask_fill):
+        flatbuffer = _convert_with_litert_torch(model, names, lengths, mask_fill)
+    _check_signatures(flatbuffer, f"integer-graph {_model_name(model)}", names, lengths)
+    return flatbuffer
 
 
 def _convert_with_tensorflow(model: PreTrainedModel, names: tuple[str, ...], lengths: tuple[int, ...]) -> bytes:

@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from export.errors import ConfigError
 from export.train.adapt import adapt, read_texts
 from export.train.distill import distill
 from export.train.finetune import finetune
+from export.train.qat import quantization_aware
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,54 @@ def refit_student_stage(
         ),
         data.label_names,
         folder="student-refit",
+    )
+
+
+def qat_stage(
+    cfg: PipelineConfig,
+    data: Dataset,
+    teacher: StageResult,
+    student: Classifier,
+    student_key: str,
+    calibration: Sequence[str],
+) -> StageResult:
+    """Quantization-aware training of the shipped student (``tflite.quantize`` has ``int8-qat``) on
+    the rows it was trained on, or reuses / resumes it. The vocabulary settings are part of the
+    key: a trimmed student is another model."""
+    max_length = cfg.data.max_length
+    refit = cfg.finetune.refit is not Refit.OFF
+    rows = _refit_data(cfg, data) if refit else data  # a refit dataset has no validation split
+    key = fingerprint(
+        "student-qat",
+        student_key,
+        teacher.fingerprint,
+        cfg.vocab,
+        cfg.qat,
+        cfg.quantize.mask_fill,
+        cfg.tflite.lengths(max_length),
+        cfg.seed,
+        data_fingerprint(rows, max_length),
+        hashlib.sha256("\x1f".join(calibration).encode()).hexdigest(),
+    )
+    return cached_stage(
+        cfg,
+        "student-qat",
+        key,
+        lambda d: quantization_aware(
+            student,
+            teacher.model,
+            rows.train,
+            rows.validation,
+            data.label_names,
+            calibration,
+            cfg.qat,
+            d,
+            lengths=cfg.tflite.lengths(max_length),
+            max_length=max_length,
+            mask_fill=cfg.quantize.mask_fill,
+            seed=cfg.seed,
+        ),
+        data.label_names,
     )
 
 

@@ -430,3 +430,38 @@ def test_trimming_a_bpe_model_is_refused_before_training(tmp_path: Path, sst2_pa
     with pytest.raises(ConfigError, match="roberta with a bpe tokenizer; trimming supports WordPiece tokenizers only"):
         run(cfg)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.checkpoints").exists(), "it trained first"
+
+
+def test_pipeline_int8_qat_ships_an_integer_only_student(tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path) -> None:
+    """``int8-qat``: the qat stage fine-tunes the student under int8 simulation, the export has no
+    float op between the token ids and the logits (counted from the shipped file), the accuracy
+    gate judges it against the fp32 student's TFLite, and a second run reuses the cached stage."""
+    extra = (
+        "onnx.teacher=false",
+        "onnx.quantize=",
+        "tflite.quantize=int8-qat",
+        "tflite.buckets=16",
+        "quantize.calibration_samples=32",
+        "qat.epochs=1",
+        "qat.learning_rate=1e-3",
+        "qat.recalibrate_every=5",
+        f"checkpoints={tmp_path / 'stages'}",
+    )
+    out = tmp_path / "out"
+    report = run(tiny_run_config(tiny_bert_dir, sst2_path, out, *extra))
+    assert report.passed, report.failures
+    data = json.loads((out / "report.json").read_text())
+    r = {x["name"]: x for x in data["results"]}["student-tflite-int8-qat"]
+    assert r["status"] == "pass" and r["source"] == "student-tflite-fp32", r
+    assert r["integer"] == "integer-only" and r["float_ops"] == 0, (r["integer"], r["float_ops"])
+    shipped = out / "bundles" / "student-tflite-int8-qat" / "model.tflite"
+    assert float_ops(shipped).integer_only, float_ops(shipped).describe()
+    assert r["notes"][0].startswith("quantization-aware training: "), r["notes"]
+    assert any(n.startswith("integer-only: ") for n in r["notes"]), r["notes"]
+    qat = data["training"]["student-qat"]
+    assert qat["steps"] >= 1 and not qat["reused"], qat
+    assert r["source_agreement"] >= CALIBRATED_MIN_AGREEMENT - 0.08, (
+        f"int8-qat labels {r['source_agreement']:.1%} of the eval texts as the fp32 student does"
+    )
+    again = run(tiny_run_config(tiny_bert_dir, sst2_path, tmp_path / "again", *extra))
+    assert again.training["student-qat"]["reused"], again.training["student-qat"]

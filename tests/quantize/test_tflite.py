@@ -19,8 +19,8 @@ from export.convert.quantized import quantized_tflite
 from export.convert.tflite import convert_tflite, tflite_signatures, to_tflite
 from export.errors import ConfigError
 from quantize import full_integer
-from quantize.integer_only import float_ops
 from quantize.calibration import draw_texts, encode
+from quantize.integer_only import float_ops
 from quantize.tflite import TfliteQuant, quantize_tflite
 from runtime.backends import TfliteBackend
 from tests.builders import REPO, tiny_classifier

@@ -145,12 +145,15 @@ def quantized_tflite(
         ConversionError: the ``int8-qat`` graph is not integer-only.
     """
     quant = quant or QuantizeConfig()
-    calibrated = [m for m in cfg.quantize if m.calibrated or m is TfliteQuant.QAT_INT8]
-    if calibrated and (calibration is None or not calibration.calibration or not calibration.sensitivity):
+    searched = [m for m in cfg.quantize if m.calibrated]  # the sensitivity search scores on sensitivity texts
+    calibrated = [*searched, *(m for m in cfg.quantize if m is TfliteQuant.QAT_INT8)]
+    missing = calibration is None or not calibration.calibration or (searched and not calibration.sensitivity)
+    if calibrated and missing:
         raise ConfigError(
-            f"tflite.quantize {[m.value for m in calibrated]} need calibration and sensitivity texts from the "
-            "training split; pass calibration= (the pipeline draws quantize.calibration_samples and "
-            "quantize.sensitivity_samples of them)"
+            f"tflite.quantize {[m.value for m in calibrated]} need calibration"
+            + (" and sensitivity" if searched else "")
+            + " texts from the training split; pass calibration= (the pipeline draws "
+            "quantize.calibration_samples and quantize.sensitivity_samples of them)"
         )
     fp32_name, fp32_path = fp32.name, fp32.path
     artifacts: list[Artifact] = []

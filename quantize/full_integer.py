@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+from ai_edge_quantizer import calibrator, recipe_manager
 from ai_edge_quantizer import quantizer as aeq
-from ai_edge_quantizer import recipe_manager
 from ai_edge_quantizer.algorithm_manager import AlgorithmName
 from ai_edge_quantizer.qtyping import TFLOperationName
-from ai_edge_quantizer.utils import tfl_flatbuffer_utils
+from ai_edge_quantizer.utils import qsv_utils, tfl_flatbuffer_utils
 
 from quantize.calibration import Encoded
 from quantize.modes import TfliteQuant
@@ -204,19 +204,27 @@ def _recipe(mode: TfliteQuant, float_patterns: Sequence[str]) -> list:
     return manager.get_quantization_recipe()
 
 
-def calibrate(flatbuffer: bytes, inputs: Inputs, threads: int = 2) -> dict:
+def calibrate(flatbuffer: bytes, inputs: Inputs, threads: int = 2, *, min_max: bool = False) -> dict:
     """Activation ranges of every tensor of every signature (ai-edge-quantizer QSVs).
 
     Args:
         flatbuffer: The fp32 model (converted with a bounded mask fill).
         inputs: Calibration inputs per signature; every signature must get at least one.
         threads: Interpreter threads.
+        min_max: The min / max over all inputs. Default: ai-edge-quantizer's own statistic, a
+            moving average (0.95 · old + 0.05 · new) of each input's min / max, which depends on the
+            order of the last ~20 inputs. Quantization-aware training uses min / max: it is what the
+            training simulates (:mod:`quantize.qat`), and it does not depend on the order.
     """
     data: dict[str, list[Encoded]] = {}
     for key, row in inputs:
         data.setdefault(key, []).append(row)
     quantizer = aeq.Quantizer(bytearray(flatbuffer), _recipe(TfliteQuant.FULL_INT8, ()))
-    return quantizer.calibrate(data, num_threads=threads)
+    if not min_max:
+        return quantizer.calibrate(data, num_threads=threads)
+    calib = calibrator.Calibrator(bytearray(flatbuffer), num_threads=threads, qsv_update_func=qsv_utils.min_max_update)
+    calib.calibrate(data, quantizer._recipe_manager)  # noqa: SLF001 - Quantizer.calibrate takes no statistic
+    return calib.get_model_qsvs()
 
 
 def quantize_with(flatbuffer: bytes, qsvs: dict, mode: TfliteQuant, float_patterns: Sequence[str] = ()) -> bytes:

@@ -13,8 +13,8 @@ gradients), so it learns weights that survive them:
   running range per call site), each ``F.linear`` weight (symmetric int8 per output channel) and
   each embedding table (per tensor). Ops that only move values (view, transpose, slicing,
   dropout) keep their input's grid, as their TFLite kernels do. LayerNorm is decomposed the way
-  the converter writes it (mean, squared difference, mean, +ε, rsqrt, mul, sub, mul, add) and
-  each step is rounded, since each is an int8 op in the converted graph. Softmax gets TFLite's
+  the converter writes it (mean, squared difference, mean, +ε, rsqrt, mul, sub, mul, add, ×γ, +β)
+  and each step is rounded, since each is an int8 op in the converted graph. Softmax gets TFLite's
   fixed output grid (scale 1/256, zero point −128).
 - Call sites are keyed by their position in the forward pass: the models here run the same
   sequence of ops for every input, and a forward that does not is refused.
@@ -213,18 +213,22 @@ class Int8Simulation(TorchFunctionMode):
         bias: torch.Tensor | None = None,
         eps: float = 1e-5,
     ) -> torch.Tensor:
-        """LayerNorm over the last dimension as the converter decomposes it, each step rounded."""
+        """LayerNorm over the last dimension as the TFLite converter decomposes it, each op rounded:
+        MEAN, SQUARED_DIFFERENCE, MEAN, ADD ε, RSQRT, MUL (mean·r), SUB (0 − mean·r), MUL (x·r),
+        ADD, then MUL γ and ADD β."""
         mean = self._out("ln.mean", x.mean(dim=-1, keepdim=True))
         square = self._out("ln.squared_difference", (x - mean) ** 2)
         var = self._out("ln.var", square.mean(dim=-1, keepdim=True))
         # var + ε can round to 0 on its int8 grid; the integer RSQRT saturates there, so clamp
         # rather than divide by zero (an infinite value, and a NaN gradient)
         inv = self._out("ln.rsqrt", torch.rsqrt(self._out("ln.add_eps", var + eps).clamp(min=eps)))
+        shift = self._out("ln.sub", -self._out("ln.mul_mean", mean * inv))
+        out = self._out("ln.add", self._out("ln.mul_x", x * inv) + shift)
         if weight is not None:
-            inv = self._out("ln.mul_gamma", inv * weight)
-        shift = self._out("ln.mul_mean", mean * inv)
-        shift = self._out("ln.sub", (bias if bias is not None else 0.0) - shift)
-        return self._out("ln.add", self._out("ln.mul_x", x * inv) + shift)
+            out = self._out("ln.mul_gamma", out * weight)
+        if bias is not None:
+            out = self._out("ln.add_beta", out + bias)
+        return out
 
 
 @contextlib.contextmanager

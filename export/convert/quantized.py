@@ -222,7 +222,7 @@ def _qat_tflite(
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".qat-") as tmp:
         fp32 = write_atomic(flatbuffer, Path(tmp) / "fp32.tflite")
         rows, _ = _calibration_inputs(clf, CalibrationTexts(tuple(texts), (), 0), fp32, lengths)
-        ranges = calibrate_tflite(fp32, rows)
+        ranges = full_integer.calibrate(flatbuffer, rows, min_max=True)
         quantized = full_integer.quantize_with(flatbuffer, ranges, TfliteQuant.FULL_INT8, ())
     found = tflite_float_ops(quantized)
     if not found.integer_only:

@@ -266,3 +266,24 @@ def test_integer_only_check_reads_the_quantized_graphs(calibrated_export) -> Non
     assert "FULLY_CONNECTED" not in full.float_ops or "kept in float" in " ".join(artifacts["int8-full"].notes), (
         full.describe()
     )
+
+
+@pytest.mark.slow
+def test_min_max_calibration_covers_every_input_the_moving_average_clips(calibrated_export) -> None:
+    """int8-qat calibrates with min / max (what its training simulates): every tensor's range
+    holds the moving average's, and some are wider (the average forgets early extremes)."""
+    clf, artifacts = calibrated_export
+    fp32 = artifacts["fp32"].path.read_bytes()
+    names = model_input_names(clf.model)
+    rows = [("len_16", row) for _, row in encode(clf.tokenizer, _texts(48, 1), names, 16, (16,))]
+    ema, minmax = full_integer.calibrate(fp32, rows), full_integer.calibrate(fp32, rows, min_max=True)
+    shared = [k for k in ema if ema[k] and minmax.get(k)]
+    assert shared, "no calibrated tensors"
+    narrower = [
+        k
+        for k in shared
+        if np.any(minmax[k]["max"] < ema[k]["max"] - 1e-6) or np.any(minmax[k]["min"] > ema[k]["min"] + 1e-6)
+    ]
+    wider = [k for k in shared if np.any(minmax[k]["max"] > ema[k]["max"] + 1e-6)]
+    assert not narrower, f"min/max narrower than the moving average for {narrower[:5]}"
+    assert wider, "min/max equals the moving average everywhere: the statistic was not switched"

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_md import write_section
+from bench_md import config_label, write_section
 from recipes import eval_accuracy, nested_stages
 
 os.environ.setdefault("USE_TF", "0")
@@ -51,10 +51,9 @@ from export.config import PipelineConfig, load_config
 from export.data.dataset import load_data
 from export.errors import VerificationError
 from export.pipeline import run
-from export.report.document import table
+from export.report.document import saved_results, table
 from export.report.machine import machine
 from export.train.cache import student_stage, teacher_stage
-from export.verify.engine import ArtifactResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
@@ -328,11 +327,8 @@ def render_ablations(rows: list[dict[str, Any]], cfg: PipelineConfig) -> str:
 
 
 def render(saved: dict[str, Any], args: argparse.Namespace, wall_s: float) -> str:
-    config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
-    if args.overrides:
-        config = f"{config} " + " ".join(f"--set {o}" for o in args.overrides)
-    names = {f.name for f in dataclasses.fields(ArtifactResult)}
-    results = [ArtifactResult(**{k: v for k, v in r.items() if k in names}) for r in saved["results"]]
+    config = config_label(args.config, args.overrides)
+    results = saved_results(saved)
     by_name = {r.name: r for r in results}
     m = saved.get("machine") or machine()
     times = saved["timings_s"]

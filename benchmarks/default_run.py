@@ -9,7 +9,6 @@ only meaningful side by side). The section between the markers is replaced.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -23,9 +22,8 @@ os.environ.setdefault("USE_TF", "0")
 
 from export.config import load_config
 from export.pipeline import run
-from export.report.document import Report, selection_section, table
+from export.report.document import Report, saved_results, selection_section, table
 from export.report.machine import machine
-from export.verify.engine import ArtifactResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- default-run:begin -->", "<!-- default-run:end -->"
@@ -44,8 +42,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if args.from_report:
         saved = json.loads(args.from_report.read_text(encoding="utf-8"))
-        names = {f.name for f in dataclasses.fields(ArtifactResult)}
-        results = [ArtifactResult(**{k: v for k, v in r.items() if k in names}) for r in saved["results"]]
+        results = saved_results(saved)
         report = Report(
             tuple(results),
             saved["data"],

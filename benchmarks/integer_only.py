@@ -15,21 +15,20 @@ the fp32 TFLite file, speed against TFLite fp32 at 1 thread. All from this one r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from bench_md import write_section
+from bench_md import config_label, write_section
 
 os.environ.setdefault("USE_TF", "0")
 
 from export.config import load_config
 from export.errors import VerificationError
 from export.pipeline import run
-from export.report.document import table
+from export.report.document import saved_results, table
 from export.report.machine import machine
 from export.verify.engine import ArtifactResult
 
@@ -81,11 +80,8 @@ def main() -> int:
             logging.error("verification failed: %s", e)
         report_json = Path(args.out) / "report.json"
     saved = json.loads(report_json.read_text(encoding="utf-8"))
-    config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
-    if args.overrides:
-        config = f"{config} " + " ".join(f"--set {o}" for o in args.overrides)
-    names = {f.name for f in dataclasses.fields(ArtifactResult)}
-    results = [ArtifactResult(**{k: v for k, v in r.items() if k in names}) for r in saved["results"]]
+    config = config_label(args.config, args.overrides)
+    results = saved_results(saved)
     by_name = {r.name: r for r in results}
     m = saved.get("machine") or machine()
     qat = saved.get("training", {}).get("student-qat", {})

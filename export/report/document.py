@@ -403,6 +403,13 @@ def draw_charts(report: Report, out_dir: Path) -> tuple[list[tuple[str, str]], s
     return drawn, None
 
 
+def saved_results(report: Mapping[str, Any]) -> list[ArtifactResult]:
+    """The :class:`ArtifactResult` rows of a loaded report.json (keys it does not know are dropped:
+    a report written by a newer kit still renders)."""
+    names = {f.name for f in dataclasses.fields(ArtifactResult)}
+    return [ArtifactResult(**{k: v for k, v in r.items() if k in names}) for r in report["results"]]
+
+
 def load_report(path: Path) -> dict[str, Any]:
     """Reads a report.json (the pipeline's or verify's) to use as a baseline.
 

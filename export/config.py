@@ -309,8 +309,9 @@ class VocabConfig:
 
     trim: bool = False
     texts: Path | None = None
-    """The texts whose pieces are kept: a UTF-8 .txt file, one text per line. None: the training
-    split's texts (never validation or eval, so the gate measures the cost on unseen text)."""
+    """The texts whose pieces are kept: a UTF-8 .txt file, one text per line. None: the texts the
+    student trained on (the train split, or the refit's rows when ``finetune.refit`` is on), never
+    the eval rows, so the gate measures the cost on text whose pieces were not chosen for it."""
     min_count: int = 1
     """Keep a piece the texts use at least this often. At 1 every text of ``texts`` tokenizes
     exactly as before (ids renumbered); above 1 rare pieces go too, and with them some words."""

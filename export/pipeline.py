@@ -29,7 +29,7 @@ from export.convert.vocab import (
     trim_vocabulary,
     unknown_word_rate,
 )
-from export.data.dataset import Dataset, load_data
+from export.data.dataset import Dataset, Split, load_data
 from export.errors import ConfigError, VerificationError
 from export.report.document import Report, write_report
 from export.train.cache import (
@@ -148,8 +148,8 @@ def train(cfg: PipelineConfig, data: Dataset, stage: Callable[[str], AbstractCon
 def trim_student(
     cfg: PipelineConfig, data: Dataset, student: Classifier
 ) -> tuple[Classifier, Classifier, dict[str, Any]]:
-    """``vocab.trim``: the student with only the word pieces of ``vocab.texts`` (default: the train
-    split's texts, never validation or eval), shipped as ``models/student`` and exported; the
+    """``vocab.trim``: the student with only the word pieces of ``vocab.texts`` (default: the texts
+    the student trained on, never eval: :func:`trained_on`), shipped as ``models/student`` and exported; the
     untrimmed one moves to ``models/student-untrimmed``, the model verify gates the trimmed one
     against. Also returns what was kept, the eval words that become [UNK] before and after, and
     those cut into other pieces than before.
@@ -160,11 +160,11 @@ def trim_student(
     """
     name = f"{student.name}-untrimmed"
     untrimmed = dataclasses.replace(student, name=name, path=student.path.rename(student.path.with_name(name)))
-    texts = read_texts(cfg.vocab.texts) if cfg.vocab.texts is not None else list(data.train.texts)
+    texts = read_texts(cfg.vocab.texts) if cfg.vocab.texts is not None else list(trained_on(cfg, data).texts)
     trimmed, kept = trim_vocabulary(untrimmed, texts, cfg.vocab, student.path)
     trimmed = dataclasses.replace(trimmed, name=student.name)
     summary = kept.summary() | {
-        "texts": str(cfg.vocab.texts) if cfg.vocab.texts is not None else "the train split",
+        "texts": str(cfg.vocab.texts) if cfg.vocab.texts is not None else texts_name(cfg),
         "min_count": cfg.vocab.min_count,
         "keep_characters": cfg.vocab.keep_characters,
         "eval_unknown_words_before": unknown_word_rate(untrimmed.tokenizer, data.eval.texts),
@@ -181,6 +181,16 @@ def trim_student(
         100 * summary["eval_changed_words"],
     )
     return untrimmed, trimmed, summary
+
+
+def trained_on(cfg: PipelineConfig, data: Dataset) -> Split:
+    """The rows the shipped student learned from, eval excluded: the refit's rows (train, validation
+    and the dropped phrases outside eval) or, without a refit, the train split."""
+    return data.train if cfg.finetune.refit is Refit.OFF else data.refit_rows(include_eval=False)
+
+
+def texts_name(cfg: PipelineConfig) -> str:
+    return "the train split" if cfg.finetune.refit is Refit.OFF else "the refit rows outside eval"
 
 
 def convert(cfg: PipelineConfig, teacher: Classifier, student: Classifier, out_dir: Path) -> list[Artifact]:

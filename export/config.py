@@ -272,7 +272,8 @@ class DistillConfig(TrainerSettings):
 
 @dataclass(frozen=True)
 class QatConfig(TrainerSettings):
-    """Quantization-aware training for ``tflite.quantize = ["int8-qat"]``: the shipped student is
+    """Quantization-aware training for ``int8-qat`` (in ``tflite.quantize`` or ``onnx.quantize``; one
+    training serves both): the shipped student is
     fine-tuned with its forward pass rounded as its integer-only TFLite graph will round it
     (:mod:`quantize.qat`), on the teacher's soft labels plus the hard labels, on the rows the
     student was trained on. Trainer settings as in :class:`TrainerSettings`: a short run at a
@@ -382,7 +383,7 @@ class TfliteConfig:
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    """Calibration and full-integer settings, shared by ONNX ``int8-static`` and the calibrated
+    """Calibration and full-integer settings, shared by ONNX ``int8-static`` / ``int8-qat`` and the calibrated
     TFLite modes (``int8-full``, ``int8-full-int8-io``, ``16x8``, ``int8-qat``).
 
     Calibration and sensitivity texts are drawn (seeded, disjoint) from the training split,

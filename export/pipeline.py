@@ -42,7 +42,7 @@ from export.train.cache import (
 )
 from export.verify.engine import ArtifactResult, verify
 from quantize.calibration import CalibrationTexts, draw_texts
-from quantize.modes import TfliteQuant
+from quantize.modes import OnnxQuant, TfliteQuant
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def run(cfg: PipelineConfig) -> Report:
         models = {m.name: m for m in (teacher, student)}
         calibration = calibration_texts(cfg, data)
         qat: StageResult | None = None
-        if cfg.tflite.enabled and TfliteQuant.QAT_INT8 in cfg.tflite.quantize:
+        if wants_qat(cfg):
             with stage("qat"):
                 qat = qat_stage(
                     cfg, data, trained.teacher, student, trained.student.fingerprint, calibration.calibration
@@ -92,7 +92,9 @@ def run(cfg: PipelineConfig) -> Report:
         with stage("convert"):
             fp32 = convert(cfg, teacher, student, work / "artifacts")
         with stage("quantize"):
-            quantized = quantize(cfg, models, fp32, work / "artifacts", calibration, qat_model(qat))
+            quantized = quantize(
+                cfg, models, fp32, work / "artifacts", calibration, qat_model(qat, cfg.tflite.lengths(max_length))
+            )
         exported = in_report_order(fp32, quantized)
         bundles = make_bundles(exported, models, work / "bundles", max_length)
         with stage("verify"):
@@ -216,7 +218,14 @@ def calibration_texts(cfg: PipelineConfig, data: Dataset) -> CalibrationTexts:
     )
 
 
-def qat_model(stage: StageResult | None) -> QatModel | None:
+def wants_qat(cfg: PipelineConfig) -> bool:
+    """Whether a configured mode exports the quantization-aware-trained student (``int8-qat``)."""
+    return OnnxQuant.QAT_INT8 in cfg.onnx.quantize or (
+        cfg.tflite.enabled and TfliteQuant.QAT_INT8 in cfg.tflite.quantize
+    )
+
+
+def qat_model(stage: StageResult | None, lengths: tuple[int, ...] = ()) -> QatModel | None:
     """The QAT stage's student with a note of what its training did, for ``int8-qat``."""
     if stage is None:
         return None
@@ -227,7 +236,7 @@ def qat_model(stage: StageResult | None) -> QatModel | None:
     best = info.get("best_validation_accuracy")
     if best is not None:
         note += f"; best simulated-int8 validation accuracy {100 * best:.2f}%"
-    return QatModel(stage.model, (note,))
+    return QatModel(stage.model, (note,), student_of="student", lengths=lengths)
 
 
 def quantize(
@@ -249,6 +258,7 @@ def quantize(
         calibration=calibration,
         quant=cfg.quantize,
         max_length=cfg.data.max_length,
+        qat=qat,
     )
     for a in (a for a in fp32 if a.format is Format.TFLITE):
         quantized += quantized_tflite(

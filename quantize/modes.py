@@ -13,6 +13,16 @@ class OnnxQuant(StrEnum):
     STATIC_INT8 = "int8-static"
     """int8 weights and activations as QuantizeLinear/DequantizeLinear (QDQ) pairs, activation
     ranges from a calibration set: the form NPU/DSP toolchains take. Often slower than fp32 on x86."""
+    QAT_INT8 = "int8-qat"
+    """QDQ int8 of the quantization-aware-trained student (the ``[qat]`` stage, shared with TFLite
+    ``int8-qat``): every MatMul / Gemm and both of its inputs quantized (attention's and the FFN
+    down-projections included, none kept in float), the embedding tables int8; LayerNorm, GELU and
+    Softmax stay float, as ORT's QDQ quantizer leaves them."""
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the mode needs activation ranges from calibration inputs."""
+        return self is not OnnxQuant.DYNAMIC_INT8
 
 
 class TfliteQuant(StrEnum):

@@ -43,6 +43,14 @@ def quantize_onnx(
     (seen on tiny BERTs here; onnxruntime#9599 reports MiniLM near random). Softmax,
     LayerNorm and GELU stay in float.
 
+    ``QAT_INT8`` (for a quantization-aware-trained model, exported by
+    :func:`export.convert.onnx.export_integer_onnx`): every op's float inputs and outputs as QDQ
+    pairs, as the training rounded every op's output — MatMul / Gemm (none kept in float),
+    embeddings, LayerNorm, GELU, Softmax, the residual adds, the mask selection (its constants
+    quantized on the output's scale, exactly) — with full 8-bit per-channel weights (the
+    training simulated 8 bits). The form QNN / NPU toolchains take whole. Checked afterwards: a
+    MatMul / Gemm with an input that is not dequantized raises (:func:`unquantized_matmuls`).
+
     ``STATIC_INT8``: QuantizeLinear/DequantizeLinear pairs around every MatMul and Gemm
     (attention's Q·Kᵀ and probabilities·V included), int8 weights per output channel (7-bit,
     as above) and uint8 activations whose ranges are the min/max seen on ``calibration``; see
@@ -53,14 +61,15 @@ def quantize_onnx(
         fp32_path: The fp32 model.
         out_path: Where the quantized model goes (its folder is created).
         mode: The quantization mode.
-        calibration: ``STATIC_INT8`` only: model inputs, one dict per text, each value
+        calibration: ``STATIC_INT8`` and ``QAT_INT8`` only: model inputs, one dict per text, each value
             ``[1, length]`` token ids (int32 or int64; cast to what the model declares).
 
     Raises:
-        QuantizationError: ``STATIC_INT8`` without calibration inputs, or with inputs that
-            do not match the model's, or the quantizer failed. Nothing is left behind.
+        QuantizationError: a calibrated mode without calibration inputs, or with inputs that
+            do not match the model's, or the quantizer failed, or (``QAT_INT8``) left a MatMul /
+            Gemm input in float. Nothing is left behind.
     """
-    if mode is OnnxQuant.STATIC_INT8 and not calibration:
+    if mode.calibrated and not calibration:
         raise QuantizationError(
             f"ONNX {mode.value} quantization of {fp32_path.name} needs calibration inputs (model inputs of "
             "a few hundred training texts); pass calibration=..., or use onnx.quantize=int8-dynamic"
@@ -72,8 +81,8 @@ def quantize_onnx(
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quant-") as tmp:
         produced = Path(tmp) / "quantized.onnx"
         try:
-            if mode is OnnxQuant.STATIC_INT8:
-                _quantize_static(fp32_path, produced, calibration or ())
+            if mode.calibrated:
+                _quantize_static(fp32_path, produced, calibration or (), qat=mode is OnnxQuant.QAT_INT8)
             else:
                 _quantize_dynamic(fp32_path, produced)
         except QuantizationError:
@@ -106,8 +115,11 @@ def _quantize_dynamic(fp32_path: Path, out_path: Path) -> None:
     )
 
 
-def _quantize_static(fp32_path: Path, out_path: Path, calibration: Sequence[Mapping[str, np.ndarray]]) -> None:
-    """Pre-processes (shape inference, basic graph optimisation) and quantizes to QDQ, in ``out_path``'s folder."""
+def _quantize_static(
+    fp32_path: Path, out_path: Path, calibration: Sequence[Mapping[str, np.ndarray]], *, qat: bool = False
+) -> None:
+    """Pre-processes (shape inference, basic graph optimisation) and quantizes to QDQ, in ``out_path``'s
+    folder; ``qat``: every MatMul / Gemm, the embedding tables, 8-bit weights, checked afterwards."""
     import onnx  # noqa: PLC0415 - loaded when quantizing: importing quantize/ stays light
     from onnxruntime.quantization import (  # noqa: PLC0415 - as onnx
         CalibrationMethod,
@@ -139,13 +151,15 @@ def _quantize_static(fp32_path: Path, out_path: Path, calibration: Sequence[Mapp
             out_path,
             reader,
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["MatMul", "Gemm"],
-            nodes_to_exclude=float_matmuls(model),
+            # Every op type: ORT wraps the float tensors only (shape arithmetic stays int64).
+            op_types_to_quantize=sorted({n.op_type for n in model.graph.node}) if qat else ["MatMul", "Gemm"],
+            nodes_to_exclude=None if qat else float_matmuls(model),
             per_channel=True,
             # 7-bit weights, as for dynamic: with full 8-bit ones ORT's u8×s8 kernels on x86
             # without VNNI saturate int16 pair sums (tiny BERT here: max |Δ| 0.28 → 0.06,
             # mean 0.084 → 0.014). Label agreement on the real models moved by noise only.
-            reduce_range=True,
+            # A QAT model was trained for 8-bit weights, which is what an NPU runs.
+            reduce_range=not qat,
             # uint8 activations: as accurate as int8 here, and ORT's x86 kernels for u8×s8
             # ran ~3x faster than for s8×s8 (which were 2x slower than fp32).
             activation_type=QuantType.QUInt8,
@@ -158,6 +172,18 @@ def _quantize_static(fp32_path: Path, out_path: Path, calibration: Sequence[Mapp
         )
     finally:
         reader.close()
+    if qat:
+        quantized = onnx.load(str(out_path))
+        if quantize_selected_constants(quantized):
+            onnx.save(quantized, str(out_path))
+        left = unquantized_matmuls(quantized)
+        if left:
+            raise QuantizationError(
+                f"ONNX {OnnxQuant.QAT_INT8.value} quantization of {fp32_path.name} left {len(left)} MatMul/Gemm "
+                f"with a float input: {', '.join(left[:8])}{' …' if len(left) > 8 else ''}; ORT's QDQ "
+                "quantizer did not take them (an op between them and a quantized tensor it cannot "
+                "quantize?). Use onnx.quantize=int8-static, or report the model type"
+            )
 
 
 def float_matmuls(model: Any) -> list[str]:
@@ -184,6 +210,79 @@ def float_matmuls(model: Any) -> list[str]:
         for node in model.graph.node
         if node.op_type in ("MatMul", "Gemm") and after_nonlinearity(node.input[0], _NONLINEAR_DEPTH)
     ]
+
+
+def unquantized_matmuls(model: Any) -> list[str]:
+    """MatMul / Gemm nodes of a QDQ graph with an input (bias aside) not produced by a DequantizeLinear:
+    names like ``/encoder/layer.0/…/MatMul (float input 2)``. Empty for a graph in which every
+    matrix product reads int8 on both sides."""
+    producer = {out: node.op_type for node in model.graph.node for out in node.output}
+    left = []
+    for node in model.graph.node:
+        if node.op_type not in ("MatMul", "Gemm"):
+            continue
+        operands = list(node.input[:2])
+        floating = [i for i, t in enumerate(operands, 1) if producer.get(t) != "DequantizeLinear"]
+        if floating:
+            left.append(f"{node.name} (float input {' and '.join(map(str, floating))})")
+    return left
+
+
+def quantize_selected_constants(model: Any) -> int:
+    """Quantizes the float constants a ``Where`` selects from when its output is quantized, on that
+    output's scale and zero point (exact: selecting then quantizing is quantizing then selecting).
+
+    ORT's QDQ quantizer leaves them float (the attention mask's fill value and 0), which leaves one
+    float op between the token ids and the logits. Edits ``model`` in place; returns how many
+    constants it quantized.
+    """
+    from onnx import helper, numpy_helper  # noqa: PLC0415 - as onnx
+
+    inits = {i.name: i for i in model.graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    done = 0
+    nodes = []
+    for node in model.graph.node:
+        users = consumers.get(node.output[0], []) if node.op_type == "Where" else []
+        if len(users) == 1 and users[0].op_type == "QuantizeLinear" and all(i in inits for i in users[0].input[1:3]):
+            quant = users[0]
+            scale = numpy_helper.to_array(inits[quant.input[1]])
+            zero = numpy_helper.to_array(inits[quant.input[2]])
+            info = np.iinfo(zero.dtype)
+            for k in (1, 2):
+                const = inits.get(node.input[k])
+                if const is None or const.data_type != onnx_float():
+                    continue
+                values = numpy_helper.to_array(const)
+                q = np.clip(np.round(values / scale) + zero.astype(np.int64), info.min, info.max).astype(zero.dtype)
+                q_name, dq_out = f"{node.name}_input{k}_quantized", f"{node.name}_input{k}_dequantized"
+                model.graph.initializer.append(numpy_helper.from_array(q, q_name))
+                nodes.append(
+                    helper.make_node(
+                        "DequantizeLinear", [q_name, quant.input[1], quant.input[2]], [dq_out], name=f"{q_name}_DQ"
+                    )
+                )
+                node.input[k] = dq_out
+                done += 1
+        nodes.append(node)
+    if done:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        used = {name for node in model.graph.node for name in node.input}
+        unused = [i for i in model.graph.initializer if i.name not in used]
+        for init in unused:
+            model.graph.initializer.remove(init)
+    return done
+
+
+def onnx_float() -> int:
+    """ONNX's element type code for float32."""
+    import onnx  # noqa: PLC0415 - as onnx
+
+    return int(onnx.TensorProto.FLOAT)
 
 
 def weight_nodes(model: Any) -> list[str]:

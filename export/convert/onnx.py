@@ -8,6 +8,7 @@ keeps working when the TorchScript exporter is removed from torch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import shutil
@@ -89,6 +90,25 @@ def export_onnx(
             )
         shutil.move(str(produced), out_path)
     return out_path
+
+
+def export_integer_onnx(clf: Classifier, out_path: Path, opset: int, mask_fill: float) -> Path:
+    """The graph a QDQ quantizer can make integer end to end, as :func:`export_onnx` writes and
+    checks it: the model reloaded with eager attention and exported with the dynamo exporter
+    inside :func:`~export.convert.integer_graph.integer_graph` (embeddings as Gather, the
+    attention mask chosen by a comparison, not cast to float, filled with ``mask_fill``) — the
+    graph the QAT stage trained in. Float outputs are the model's.
+
+    Raises:
+        ConversionError: the export failed or is not valid.
+    """
+    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 - imports torch
+
+    from export.convert.integer_graph import integer_graph  # noqa: PLC0415 - as transformers
+
+    model = AutoModelForSequenceClassification.from_pretrained(clf.path, attn_implementation="eager").eval()
+    with integer_graph(model, mask_fill):
+        return export_onnx(dataclasses.replace(clf, model=model), out_path, max(opset, 18), OnnxExporter.DYNAMO)
 
 
 def graph_opset(path: Path) -> int:

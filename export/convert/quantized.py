@@ -15,7 +15,7 @@ from export.architectures import model_input_names
 from export.artifacts import Artifact, Format
 from export.classifier import Classifier
 from export.config import OnnxConfig, QuantizeConfig, TfliteConfig
-from export.convert.onnx import export_onnx
+from export.convert.onnx import export_integer_onnx, export_onnx, graph_opset
 from export.convert.tflite import integer_flatbuffer, tflite_signatures
 from export.errors import ConfigError, ConversionError
 from quantize import full_integer
@@ -39,33 +39,43 @@ def quantized_onnx(
     calibration: CalibrationTexts | None = None,
     quant: QuantizeConfig = _DEFAULT_QUANTIZE,
     max_length: int = 128,
+    qat: QatModel | None = None,
 ) -> list[Artifact]:
     """Quantizes each model's fp32 export (from :func:`to_onnx`) in every mode of ``cfg.quantize``.
 
-    ``int8-static`` quantizes a second export of the model, made with the attention mask
-    filled with ``quant.mask_fill`` rather than −3.4e38 (same float outputs; a constant an
-    integer toolchain can represent), calibrated on ``calibration.calibration`` encoded with
-    the model's own tokenizer, one unpadded text at a time as the runtime runs them.
+    The calibrated modes quantize a second export, made with the attention mask filled with
+    ``quant.mask_fill`` rather than −3.4e38 (same float outputs; a constant an integer toolchain
+    can represent), calibrated on ``calibration.calibration`` encoded with the model's own
+    tokenizer, one unpadded text at a time as the runtime runs them: ``int8-static`` of the model
+    itself, ``int8-qat`` of ``qat.model`` (the student only; its gate reference stays the fp32
+    student's export).
 
     Args:
         models: The classifiers that ``fp32`` was exported from.
         fp32: Their fp32 ONNX artifacts.
         cfg: The ``[onnx]`` configuration (modes, opset, exporter for the bounded export).
         out_dir: Where the quantized ``.onnx`` files go.
-        calibration: Texts drawn from the training split; needed for ``int8-static``.
+        calibration: Texts drawn from the training split; needed for the calibrated modes.
         quant: The ``[quantize]`` configuration (mask fill).
         max_length: Truncation length for the calibration texts.
+        qat: The quantization-aware-trained student, for ``int8-qat``.
 
     Raises:
-        ConfigError: ``int8-static`` is configured but no calibration texts are given.
+        ConfigError: a calibrated mode is configured but no calibration texts are given, or
+            ``int8-qat`` without ``qat``.
         ConversionError: a quantization (or the bounded export) failed.
     """
-    static = OnnxQuant.STATIC_INT8 in cfg.quantize
-    if static and (calibration is None or not calibration.calibration):
+    calibrated = [m.value for m in cfg.quantize if m.calibrated]
+    if calibrated and (calibration is None or not calibration.calibration):
         raise ConfigError(
-            f"onnx.quantize includes {OnnxQuant.STATIC_INT8.value}, which needs calibration texts, and none were "
+            f"onnx.quantize includes {calibrated}, which need calibration texts, and none were "
             "given; pass calibration=draw_texts(...) (the pipeline draws quantize.calibration_samples training "
-            "texts) or remove it from onnx.quantize"
+            "texts) or remove them from onnx.quantize"
+        )
+    if OnnxQuant.QAT_INT8 in cfg.quantize and qat is None:
+        raise ConfigError(
+            "onnx.quantize includes int8-qat, which exports the quantization-aware-trained student, and none was "
+            "given; pass qat= (the pipeline's qat stage trains it)"
         )
     sources = {a.model: a for a in fp32 if a.precision == "fp32"}
     artifacts: list[Artifact] = []
@@ -74,8 +84,21 @@ def quantized_onnx(
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".onnx-bounded-") as tmp:
             for mode in cfg.quantize:
                 name = f"{clf.name}-onnx-{mode.value}"
+                if mode is OnnxQuant.QAT_INT8 and (qat is None or qat.student_of != clf.name):
+                    continue  # the QAT model is the student's
                 source, inputs, notes = source_artifact.path, None, ()
-                if mode is OnnxQuant.STATIC_INT8 and calibration is not None:
+                if mode is OnnxQuant.QAT_INT8 and qat is not None and calibration is not None:
+                    source = export_integer_onnx(qat.model, Path(tmp) / "integer.onnx", cfg.opset, quant.mask_fill)
+                    # Padded to the length buckets, as the QAT stage measured its ranges: the
+                    # masked positions' fill is then inside the calibrated ranges, so padded
+                    # batches stay right.
+                    lengths = qat.lengths or (max_length,)
+                    encoded = encode(
+                        qat.model.tokenizer, calibration.calibration, qat.model.input_names, lengths[-1], lengths
+                    )
+                    inputs = [row for _, row in encoded]
+                    notes = (*qat.notes, _qat_onnx_note(len(inputs)))
+                elif mode.calibrated and calibration is not None:
                     source = export_onnx(clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill)
                     encoded = encode(clf.tokenizer, calibration.calibration, clf.input_names, max_length)
                     inputs = [row for _, row in encoded]
@@ -89,11 +112,20 @@ def quantized_onnx(
                         mode.value,
                         clf.name,
                         source_artifact.name,
-                        opset=cfg.opset,
+                        opset=graph_opset(qpath),
                         notes=notes,
                     )
                 )
     return artifacts
+
+
+def _qat_onnx_note(texts: int) -> str:
+    """What ``int8-qat`` (ONNX) quantized, for the report."""
+    return (
+        f"QDQ int8 of the quantization-aware-trained student: every op's float inputs and outputs quantized, every "
+        f"MatMul/Gemm with both inputs int8 (checked), weights per channel, embedding tables int8, activation ranges "
+        f"min/max over {texts} training texts padded to the length buckets as the training measured them"
+    )
 
 
 def _static_note(source: Path, texts: int) -> str:
@@ -203,6 +235,10 @@ class QatModel:
 
     model: Classifier
     notes: tuple[str, ...] = ()
+    student_of: str = "student"
+    """The name of the shipped model this one was trained from (whose artifacts it joins)."""
+    lengths: tuple[int, ...] = ()
+    """The padded lengths its training measured activation ranges at (the TFLite buckets)."""
 
 
 def _qat_tflite(

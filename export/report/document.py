@@ -351,7 +351,7 @@ def batch_invariance(results: Sequence[ArtifactResult]) -> list[str]:
         "",
         f"Batch invariance: every bundle's eval texts run one per call (the figures above) and again in "
         f"batches of mixed lengths: {verdict}; largest |logit Δ| {worst.batch_max_delta:.3g} ({worst.name}). "
-        "ONNX dynamic-int8 bundles run one text per call in the runtime, whatever the batch size.",
+        "ONNX int8 bundles run one text per call in the runtime, whatever the batch size.",
         "",
     ]
 

@@ -222,7 +222,7 @@ def qat_stage(
     student_key: str,
     calibration: Sequence[str],
 ) -> StageResult:
-    """Quantization-aware training of the shipped student (``tflite.quantize`` has ``int8-qat``) on
+    """Quantization-aware training of the shipped student (``tflite.quantize`` or ``onnx.quantize`` has ``int8-qat``) on
     the rows it was trained on, or reuses / resumes it. The vocabulary settings are part of the
     key: a trimmed student is another model."""
     max_length = cfg.data.max_length

@@ -436,10 +436,11 @@ def test_trimming_a_bpe_model_is_refused_before_training(tmp_path: Path, sst2_pa
 def test_pipeline_int8_qat_ships_an_integer_only_student(tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path) -> None:
     """``int8-qat``: the qat stage fine-tunes the student under int8 simulation, the export has no
     float op between the token ids and the logits (counted from the shipped file), the accuracy
-    gate judges it against the fp32 student's TFLite."""
+    gate judges it against the fp32 student's TFLite; the same QAT student ships as an ONNX QDQ
+    graph, every op quantized, judged against the fp32 student's ONNX."""
     extra = (
         "onnx.teacher=false",
-        "onnx.quantize=",
+        "onnx.quantize=int8-qat",
         "tflite.quantize=int8-qat",
         "tflite.buckets=16",
         "quantize.calibration_samples=32",
@@ -462,4 +463,11 @@ def test_pipeline_int8_qat_ships_an_integer_only_student(tiny_bert_dir: Path, ss
     assert qat["steps"] >= 1 and not qat["reused"], qat
     assert r["source_agreement"] >= CALIBRATED_MIN_AGREEMENT - 0.08, (
         f"int8-qat labels {r['source_agreement']:.1%} of the eval texts as the fp32 student does"
+    )
+    o = {x["name"]: x for x in data["results"]}["student-onnx-int8-qat"]
+    assert o["status"] == "pass" and o["source"] == "student-onnx-fp32", o
+    assert o["integer"] == "integer-only" and o["float_ops"] == 0, (o["integer"], o["float_ops"])
+    assert o["notes"][0] == r["notes"][0] and any(n.startswith("QDQ int8 of the") for n in o["notes"]), o["notes"]
+    assert o["source_agreement"] >= CALIBRATED_MIN_AGREEMENT - 0.08, (
+        f"ONNX int8-qat labels {o['source_agreement']:.1%} of the eval texts as the fp32 student does"
     )

@@ -19,8 +19,9 @@ from export.convert.onnx import export_onnx, to_onnx
 from export.convert.quantized import quantized_onnx
 from export.errors import ConfigError, QuantizationError
 from quantize.calibration import draw_texts
+from quantize.integer_only import float_ops
 from quantize.modes import OnnxQuant
-from quantize.onnx import float_matmuls, quantize_onnx
+from quantize.onnx import float_matmuls, quantize_onnx, quantize_selected_constants, unquantized_matmuls
 from runtime.backends import OnnxBackend
 from tests.builders import NUM_LABELS, SEQ_LEN, VOCAB_SIZE, fixed_batch, tiny_classifier
 
@@ -194,9 +195,89 @@ def test_falls_back_to_the_exported_model_when_pre_processing_fails(
 def test_quantized_onnx_static_without_calibration_is_a_config_error(tmp_path: Path) -> None:
     clf = tiny_classifier("bert", tmp_path / "unused", LABELS)
     cfg = OnnxConfig(quantize=(OnnxQuant.DYNAMIC_INT8, OnnxQuant.STATIC_INT8))
-    with pytest.raises(ConfigError, match="int8-static, which needs calibration texts.*remove it from onnx.quantize"):
+    with pytest.raises(ConfigError, match=r"\['int8-static'\], which need calibration texts.*remove them from onnx"):
         quantized_onnx([clf], [], cfg, tmp_path / "artifacts")
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_quantized_onnx_qat_without_the_qat_student_is_a_config_error(tmp_path: Path) -> None:
+    clf = tiny_classifier("bert", tmp_path / "unused", LABELS)
+    cfg = OnnxConfig(quantize=(OnnxQuant.QAT_INT8,))
+    calibration = draw_texts([f"text {i}" for i in range(8)], 4, 0, seed=0)
+    with pytest.raises(ConfigError, match="int8-qat, which exports the quantization-aware-trained student.*qat="):
+        quantized_onnx([clf], [], cfg, tmp_path / "artifacts", calibration=calibration)
+    assert not (tmp_path / "artifacts").exists()
+
+
+def _qdq_graph(tmp_path: Path) -> Path:
+    """x → MatMul(x, DQ(int8 W)) → Where(x0 > 0, −30, 0)-style selection of float constants → Q → DQ: one
+    MatMul with a float input, one Where reading float constants on a quantized output."""
+    from onnx import TensorProto, helper
+
+    w = numpy_helper.from_array(np.arange(-4, 4, dtype=np.int8).reshape(2, 4), "w_q")
+    inits = [
+        w,
+        numpy_helper.from_array(np.float32(0.5), "w_scale"),
+        numpy_helper.from_array(np.int8(0), "w_zero"),
+        numpy_helper.from_array(np.float32(-30.0), "fill"),
+        numpy_helper.from_array(np.float32(0.0), "zero"),
+        numpy_helper.from_array(np.float32(30 / 255), "sel_scale"),
+        numpy_helper.from_array(np.uint8(255), "sel_zero"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], name="w_DQ"),
+        helper.make_node("MatMul", ["x", "w"], ["y"], name="float_matmul"),
+        helper.make_node("Greater", ["mask", "zero_i"], ["keep"], name="keep"),
+        helper.make_node("Where", ["keep", "zero", "fill"], ["sel"], name="select"),
+        helper.make_node("QuantizeLinear", ["sel", "sel_scale", "sel_zero"], ["sel_q"], name="sel_Q"),
+        helper.make_node("DequantizeLinear", ["sel_q", "sel_scale", "sel_zero"], ["sel_out"], name="sel_DQ"),
+    ]
+    inits.append(numpy_helper.from_array(np.int64(0), "zero_i"))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2]),
+            helper.make_tensor_value_info("mask", TensorProto.INT64, [1, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("sel_out", TensorProto.FLOAT, [1, 3]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    path = tmp_path / "g.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_unquantized_matmuls_names_a_matmul_with_a_float_input(tmp_path: Path) -> None:
+    model = onnx.load(str(_qdq_graph(tmp_path)))
+    assert unquantized_matmuls(model) == ["float_matmul (float input 1)"]
+    model.graph.node[1].input[0] = "w"  # both sides dequantized now
+    assert unquantized_matmuls(model) == []
+
+
+def test_the_selected_constants_are_quantized_exactly_on_the_output_scale(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    path = _qdq_graph(tmp_path)
+    before = float_ops(path)
+    assert before.float_ops == {"MatMul": 1, "Where": 1}, before.describe()
+    feeds = {"x": np.ones((1, 2), np.float32), "mask": np.array([[1, 0, 1]], np.int64)}
+    expected = ort.InferenceSession(str(path)).run(["sel_out"], feeds)[0]
+    model = onnx.load(str(path))
+    assert quantize_selected_constants(model) == 2
+    onnx.checker.check_model(model, full_check=True)
+    after_path = tmp_path / "after.onnx"
+    onnx.save(model, str(after_path))
+    after = float_ops(after_path)
+    assert "Where" not in after.float_ops, f"the Where still reads float constants: {after.describe()}"
+    got = ort.InferenceSession(str(after_path)).run(["sel_out"], feeds)[0]
+    assert np.array_equal(got, expected), f"selection changed: {got} vs {expected}"
+    assert sorted(i.name for i in model.graph.initializer if i.name in ("fill", "zero")) == [], "float constants left"
 
 
 @pytest.mark.slow

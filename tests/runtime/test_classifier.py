@@ -219,3 +219,17 @@ def test_onnx_dynamic_int8_gives_a_text_the_same_result_whatever_its_batch(
     shared_scale = TextClassifier.load(path).logits(texts, batch_size=32)
     moved = float(np.abs(shared_scale - alone).max())
     assert moved > 1e-4, f"batching without the rule moved logits by only {moved:.3g}: the test shows nothing"
+
+
+@pytest.mark.parametrize(
+    ("precision", "per_call"), [("int8-dynamic", True), ("int8-static", True), ("int8-qat", True), ("fp32", False)]
+)
+def test_onnx_int8_bundles_run_one_text_per_call(
+    bert: TinyBundle, tmp_path: Path, precision: str, per_call: bool
+) -> None:
+    """Static ONNX int8 too: a padded row's float Softmax sums exp(−30) terms that can flip an int8
+    rounding (0.18 in logits measured on SST-2), so every ONNX int8 precision runs one text per call."""
+    path = copy_bundle(bert, tmp_path / "b")
+    seal_again(path, precision=precision)
+    manifest = TextClassifier.load(path).manifest
+    assert classifier.batch_dependent(manifest) is per_call, (manifest.backend, manifest.precision)

@@ -8,20 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from export.architectures import model_input_names
-from export.config import QatConfig, TfliteConfig
+from export.config import OnnxConfig, QatConfig, TfliteConfig
 from export.convert.integer_graph import integer_graph
-from export.convert.quantized import QatModel, quantized_tflite
+from export.convert.onnx import export_integer_onnx, to_onnx
+from export.convert.quantized import QatModel, quantized_onnx, quantized_tflite
 from export.convert.tflite import to_tflite
 from export.data.dataset import Split
 from export.errors import ConversionError
 from export.train.qat import quantization_aware
-from quantize.calibration import CalibrationTexts
+from quantize.calibration import CalibrationTexts, encode
 from quantize.integer_only import float_ops
-from quantize.modes import TfliteQuant
+from quantize.modes import OnnxQuant, TfliteQuant
+from quantize.onnx import unquantized_matmuls
 from quantize.qat import ActivationRanges, int8_simulation
 from tests.builders import TEXTS, fixed_batch, tiny_model, tokenized_classifier
 
@@ -91,7 +94,8 @@ def test_integer_graph_keeps_the_float_outputs(arch: str) -> None:
     assert torch.equal(again, plain), f"{arch}: integer_graph left a patch behind"
 
 
-def _qat_artifact(arch: str, tmp_path: Path):
+def _qat_student(arch: str, tmp_path: Path, cfg: TfliteConfig):
+    """A tiny student of ``arch``, its QAT copy (trained for 1 epoch on 64 texts) and calibration texts."""
     labels = ("neg", "neu", "pos")
     clf = tokenized_classifier(arch, tmp_path / "student", labels)
     texts = tuple(TEXTS[:64])
@@ -99,12 +103,17 @@ def _qat_artifact(arch: str, tmp_path: Path):
     train = Split(texts, rng.integers(0, 3, size=len(texts)).astype(np.int64))
     empty = Split((), np.zeros(0, dtype=np.int64))
     calibration = CalibrationTexts(texts[:16], (), 0)
-    cfg = TfliteConfig(quantize=(TfliteQuant.QAT_INT8,), buckets=(16,))
     qat_cfg = QatConfig(epochs=1, batch_size=16, learning_rate=1e-3, recalibrate_every=2)
     trained = quantization_aware(
         clf, clf, train, empty, labels, calibration.calibration, qat_cfg, tmp_path / "qat",
         lengths=cfg.lengths(32), max_length=32, mask_fill=-30.0, seed=0,
     )  # fmt: skip
+    return clf, trained, calibration
+
+
+def _qat_artifact(arch: str, tmp_path: Path):
+    cfg = TfliteConfig(quantize=(TfliteQuant.QAT_INT8,), buckets=(16,))
+    clf, trained, calibration = _qat_student(arch, tmp_path, cfg)
     fp32 = to_tflite(clf, cfg, tmp_path, max_length=32)
     return quantized_tflite(clf, fp32, cfg, tmp_path, max_length=32, calibration=calibration, qat=QatModel(trained))
 
@@ -117,6 +126,39 @@ def test_qat_and_conversion_give_an_integer_only_graph(arch: str, tmp_path: Path
     assert found.integer_only, f"{arch}: int8-qat graph is {found.describe(limit=10)}"
     assert artifact.precision == "int8-qat" and artifact.source == "student-tflite-fp32", artifact
     assert any(n.startswith("integer-only: ") for n in artifact.notes), artifact.notes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["bert", "distilbert", "mobilebert"])
+def test_onnx_qat_is_a_qdq_graph_with_every_op_quantized(arch: str, tmp_path: Path) -> None:
+    """ONNX ``int8-qat``: QDQ around every op (0 float ops), every MatMul / Gemm reads int8 on both
+    sides; a padded row gives the logits of the same text unpadded (the mask's fill value sits
+    inside the calibrated ranges), and the int8 graph stays near the float QAT model."""
+    import onnxruntime as ort
+
+    cfg = OnnxConfig(quantize=(OnnxQuant.QAT_INT8,))
+    clf, trained, calibration = _qat_student(arch, tmp_path, TfliteConfig(buckets=(16,)))
+    fp32 = to_onnx([clf], cfg, tmp_path)
+    qat = QatModel(trained, lengths=(16, 32))
+    (artifact,) = quantized_onnx([clf], fp32, cfg, tmp_path, calibration=calibration, qat=qat, max_length=32)
+    assert artifact.precision == "int8-qat" and artifact.source == "student-onnx-fp32", artifact
+    found = float_ops(artifact.path)
+    assert found.integer_only, f"{arch}: ONNX int8-qat graph is {found.describe(limit=10)}"
+    assert unquantized_matmuls(onnx.load(str(artifact.path))) == []
+    reference = ort.InferenceSession(str(export_integer_onnx(trained, tmp_path / "float.onnx", 18, -30.0)))
+    session = ort.InferenceSession(str(artifact.path))
+    texts = TEXTS[64:96]
+    unpadded = encode(clf.tokenizer, texts, clf.input_names, 32)
+    padded = encode(clf.tokenizer, texts, clf.input_names, 32, (32,))
+    worst_pad = worst_float = 0.0
+    for (_, row), (_, long_row) in zip(unpadded, padded, strict=True):
+        feeds = {k: v.astype(np.int64) for k, v in row.items()}
+        logits = session.run(None, feeds)[0]
+        long_logits = session.run(None, {k: v.astype(np.int64) for k, v in long_row.items()})[0]
+        worst_pad = max(worst_pad, float(np.abs(logits - long_logits).max()))
+        worst_float = max(worst_float, float(np.abs(logits - reference.run(None, feeds)[0]).max()))
+    assert worst_pad < 1e-4, f"{arch}: padding to 32 moved the int8 logits by {worst_pad:.3g} (tolerance 1e-4)"
+    assert worst_float < 0.75, f"{arch}: int8 logits {worst_float:.3g} from the float QAT model (tolerance 0.75)"
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from export.config import PipelineConfig, load_config
 from export.errors import ExportError
+from export.preflight import preflight
 
 # ``python -m export SUBCOMMAND ...``: each module has ``main(argv) -> int``.
 SUBCOMMANDS = {
@@ -93,6 +94,11 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
     return load_config(args.config, [*overrides, *args.overrides])
 
 
+def _worker() -> bool:
+    """A non-zero rank of a torchrun / accelerate launch (rank 0 checks the inputs)."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
@@ -104,15 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
-    from export.pipeline import run  # noqa: PLC0415 - heavy imports after argument errors
-    from export.train.cache import is_main_process, train_worker  # noqa: PLC0415 - as export.pipeline
-
     try:
         cfg = build_config(args)
+        # Before torch is imported: a bad path or an unreachable hub id answers at once.
+        data = None if _worker() else preflight(cfg)
+        from export.pipeline import run  # noqa: PLC0415 - heavy imports after the input checks
+        from export.train.cache import is_main_process, train_worker  # noqa: PLC0415 - as export.pipeline
+
         if not is_main_process():  # torchrun / accelerate launch: this process only trains
             train_worker(cfg)
             return 0
-        report = run(cfg)
+        report = run(cfg, data)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

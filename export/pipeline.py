@@ -30,7 +30,8 @@ from export.convert.vocab import (
     unknown_word_rate,
 )
 from export.data.dataset import Dataset, Split, load_data
-from export.errors import ConfigError, VerificationError
+from export.errors import VerificationError
+from export.preflight import check_output_dir
 from export.report.document import Report, write_report
 from export.train.cache import (
     StageResult,
@@ -47,7 +48,7 @@ from quantize.modes import OnnxQuant, TfliteQuant
 log = logging.getLogger(__name__)
 
 
-def run(cfg: PipelineConfig) -> Report:
+def run(cfg: PipelineConfig, data: Dataset | None = None) -> Report:
     """Runs every stage and writes ``cfg.out`` (bundles, models, report.md, report.json).
 
     Training is a selection run (teacher and student on the train split, the best validation
@@ -58,6 +59,8 @@ def run(cfg: PipelineConfig) -> Report:
     With ``verify.on_gate_fail = skip`` a quantized artifact that fails only the accuracy gate
     is left out of ``bundles/`` and listed under "Left out" in the report; the run passes.
 
+    ``data``: the dataset :func:`export.preflight.preflight` already read (else read here).
+
     Raises:
         ExportError: bad input (before anything is written) or a failing stage.
         VerificationError: an artifact failed parity or the accuracy gate (``on_gate_fail =
@@ -67,7 +70,8 @@ def run(cfg: PipelineConfig) -> Report:
     check_output_dir(cfg.out, cfg.overwrite)
     if cfg.vocab.trim:
         check_trimmable_source(cfg.distill.student_model or cfg.model.name_or_path)
-    data = load_data(cfg.data, cfg.seed)
+    if data is None:
+        data = load_data(cfg.data, cfg.seed)
     for note in data.notes:
         log.info("data: %s", note)
     max_length = cfg.data.max_length
@@ -353,14 +357,6 @@ def ship_model(clf: Classifier, models_dir: Path) -> Classifier:
     dest = models_dir / clf.name
     shutil.copytree(clf.path, dest)
     return dataclasses.replace(clf, path=dest)
-
-
-def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Refuses to write into a non-empty directory unless ``overwrite`` is set."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output path {out} is a file; pass a directory with --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"output directory {out} is not empty; choose another --out or pass --overwrite")
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """Integer-only int8 on the SST-2 recipe (issue 21): fp32, int8-dynamic, int8-full (mixed) and the
-quantization-aware-trained integer-only student (``int8-qat``), one run, side by side.
+quantization-aware-trained integer-only student (``int8-qat``, TFLite and ONNX QDQ), one run, side by side.
 
     .venv/bin/python benchmarks/integer_only.py [--config examples/sst2-qat.toml] [--out DIR]
     .venv/bin/python benchmarks/integer_only.py --from-report DIR/report.json
@@ -35,13 +35,15 @@ from export.verify.engine import ArtifactResult
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- integer-only:begin -->", "<!-- integer-only:end -->"
 QAT, FP32_TFLITE, STUDENT = "student-tflite-int8-qat", "student-tflite-fp32", "student"
+ONNX_QAT, FP32_ONNX = "student-onnx-int8-qat", "student-onnx-fp32"
 
 
-def done_when(by_name: dict[str, ArtifactResult]) -> list[str]:
-    """The issue's done-when figures for the int8-qat artifact, each with its verdict."""
-    qat, fp32, student = by_name.get(QAT), by_name.get(FP32_TFLITE), by_name.get(STUDENT)
+def done_when(by_name: dict[str, ArtifactResult], qat_name: str = QAT, fp32_name: str = FP32_TFLITE) -> list[str]:
+    """The issue's done-when figures for an int8-qat artifact against its fp32 file, each with its verdict."""
+    qat, fp32, student = by_name.get(qat_name), by_name.get(fp32_name), by_name.get(STUDENT)
     if qat is None or fp32 is None or student is None:
-        return [f"- {QAT}, {FP32_TFLITE} or {STUDENT} is missing from the run: nothing to check"]
+        return [f"- {qat_name}, {fp32_name} or {STUDENT} is missing from the run: nothing to check"]
+    kind = "TFLite" if "tflite" in fp32_name else "ONNX"
     drop = 100 * (student.accuracy - qat.accuracy)
     size = fp32.size_bytes / qat.size_bytes
     speed = fp32.latency["1t"]["p50_ms"] / qat.latency["1t"]["p50_ms"]
@@ -53,9 +55,9 @@ def done_when(by_name: dict[str, ArtifactResult]) -> list[str]:
         f"- integer-only: {qat.integer} ({verdict(qat.float_ops == 0)})",
         f"- accuracy {100 * qat.accuracy:.2f}% against the fp32 student's {100 * student.accuracy:.2f}%: "
         f"{drop:+.2f} points lost (≤ 1.0: {verdict(drop <= 1.0)})",
-        f"- size {qat.size_bytes / 1e6:.1f} MB = 1/{size:.2f} of the fp32 TFLite file "
+        f"- size {qat.size_bytes / 1e6:.1f} MB = 1/{size:.2f} of the fp32 {kind} file "
         f"({fp32.size_bytes / 1e6:.1f} MB; ≤ 1/3.5: {verdict(size >= 3.5)})",
-        f"- p50 at 1 thread {qat.latency['1t']['p50_ms']:.2f} ms against TFLite fp32's "
+        f"- p50 at 1 thread {qat.latency['1t']['p50_ms']:.2f} ms against {kind} fp32's "
         f"{fp32.latency['1t']['p50_ms']:.2f} ms: {speed:.2f}× (≥ 1.3×: {verdict(speed >= 1.3)})",
     ]
 
@@ -104,9 +106,13 @@ def main() -> int:
             "",
             table(results),
             "",
-            "int8-qat against the done-when:",
+            "int8-qat against the done-when (TFLite):",
             "",
             *done_when(by_name),
+            "",
+            "The same QAT student as an ONNX QDQ graph (every op quantized), the same figures against ONNX fp32:",
+            "",
+            *done_when(by_name, ONNX_QAT, FP32_ONNX),
             "",
             "What each quantizer decided:",
             "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,8 +19,16 @@ from runtime.bundle import Manifest, load_manifest, seal, write_manifest
 CREATED_BY = "bert-mobile-kit 0.1.0"
 
 
+HF_FILES = ("config.json", "tokenizer_config.json", "special_tokens_map.json")
+"""Files of the model folder an ONNX bundle carries for Hugging Face tooling (Optimum, transformers.js)."""
+
+
 def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_length: int) -> Manifest:
     """Moves an exported model file into ``bundle_dir`` with everything the runtime needs.
+
+    An ONNX bundle also carries the model's ``config.json`` and tokenizer configuration
+    (:data:`HF_FILES`), so ``ORTModelForSequenceClassification.from_pretrained(bundle)`` and
+    ``AutoTokenizer.from_pretrained(bundle)`` open it as they open an Optimum export.
 
     The manifest is sealed (sha256 of every file) now; metrics and golden examples are
     added by :func:`finish_bundle` once the bundle has been verified. A TFLite bundle's
@@ -31,6 +40,11 @@ def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_lengt
     shutil.copyfile(clf.path / "tokenizer.json", bundle_dir / "tokenizer.json")
     if (clf.path / "vocab.txt").is_file():
         shutil.copyfile(clf.path / "vocab.txt", bundle_dir / "vocab.txt")
+    if artifact.format is Format.ONNX:  # what HF tooling needs beside model.onnx; the manifest stays the truth
+        for name in HF_FILES:
+            if (clf.path / name).is_file():
+                shutil.copyfile(clf.path / name, bundle_dir / name)
+        _name_labels(bundle_dir / "config.json", clf.label_names)
     (bundle_dir / "labels.txt").write_text("".join(f"{name}\n" for name in clf.label_names), encoding="utf-8")
     buckets = open_backend(bundle_dir / model_file).buckets if artifact.format is Format.TFLITE else ()
     return seal(
@@ -51,6 +65,17 @@ def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_lengt
         buckets=buckets,
         created_by=CREATED_BY,
     )
+
+
+def _name_labels(config: Path, labels: Sequence[str]) -> None:
+    """Writes the bundle's label names into its ``config.json`` (``id2label`` / ``label2id``), so HF
+    tooling names them as ``labels.txt`` does."""
+    if not config.is_file():
+        return
+    data = json.loads(config.read_text(encoding="utf-8"))
+    data["id2label"] = {str(i): name for i, name in enumerate(labels)}
+    data["label2id"] = {name: i for i, name in enumerate(labels)}
+    config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def golden_examples(

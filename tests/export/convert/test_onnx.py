@@ -104,3 +104,29 @@ def test_export_onnx_rejects_a_folder_without_model(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="ONNX export of student"):
         export_onnx(clf, tmp_path / "x.onnx", 17)
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("arch", ["bert", "distilbert"])
+def test_an_onnx_bundle_opens_in_optimum_with_the_runtimes_labels(arch: str, tmp_path: Path) -> None:
+    """``ORTModelForSequenceClassification.from_pretrained(bundle)`` and ``AutoTokenizer`` load a
+    bundle as they load an Optimum export, and predict what the kit's runtime predicts."""
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    from export.convert.bundle import make_bundle
+    from runtime import TextClassifier
+    from tests.builders import tokenized_classifier
+
+    labels = ("neg", "neu", "pos")
+    clf = tokenized_classifier(arch, tmp_path / "model", labels)
+    (fp32,) = to_onnx([clf], OnnxConfig(quantize=()), tmp_path / "artifacts")
+    bundle = tmp_path / "bundle"
+    make_bundle(fp32, clf, bundle, 32)
+    texts = ["a good movie", "The plot is BAD, and the acting was not very good.", "fine", "worst film ever made"]
+    theirs = ORTModelForSequenceClassification.from_pretrained(bundle)
+    tokenizer = AutoTokenizer.from_pretrained(bundle)
+    logits = theirs(**tokenizer(texts, padding=True, return_tensors="pt")).logits.detach().numpy()
+    ours = TextClassifier.load(bundle).logits(texts)
+    delta = float(np.abs(logits - ours).max())
+    assert delta < 1e-4, f"{arch}: Optimum's logits {delta:.3g} from the runtime's (tolerance 1e-4)"
+    assert theirs.config.id2label == dict(enumerate(labels)), theirs.config.id2label

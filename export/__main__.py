@@ -31,6 +31,7 @@ SHORTHANDS = {
     "train": "data.train",
     "eval": "data.eval",
     "dataset": "data.dataset",
+    "dataset_config": "data.dataset_config",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
     "encoding": "data.encoding",
@@ -51,7 +52,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--model", help="teacher: Hugging Face hub id or local folder (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--train", help="training file: .csv, .tsv or .jsonl")
     p.add_argument("--eval", help="held-out file (default: a seeded split of --train)")
-    p.add_argument("--dataset", help="Hugging Face dataset id instead of files (needs the network)")
+    p.add_argument(
+        "--dataset",
+        help="Hugging Face dataset instead of files, NAME or NAME:CONFIG, e.g. nyu-mll/glue:sst2 (needs the network)",
+    )
+    p.add_argument("--dataset-config", dest="dataset_config", help="the dataset's configuration (or NAME:CONFIG)")
     p.add_argument("--text-column", dest="text_column", help="name of the text column (default: detected)")
     p.add_argument("--label-column", dest="label_column", help="name of the label column (default: detected)")
     p.add_argument("--encoding", help="encoding of the data files (default utf-8; decoding is strict)")

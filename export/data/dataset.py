@@ -340,15 +340,26 @@ def _from_hub(cfg: DataConfig, seed: int) -> Dataset:
         import datasets  # noqa: PLC0415 - optional, online only
     except ImportError:
         raise DataError("--dataset needs the 'datasets' package: pip install datasets") from None
+    name, config = cfg.hub_dataset()
+    shown = f"{name}:{config}" if config else name
     try:
-        ds = datasets.load_dataset(cfg.dataset)
+        ds = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
     except Exception as e:  # noqa: BLE001 - the hub raises many types; all mean "cannot load"
+        text = str(e)
+        hint = (
+            "it has several configurations: pick one with --dataset NAME:CONFIG (e.g. nyu-mll/glue:sst2)"
+            if "config" in text.lower() and config is None
+            else "offline, pass --train FILE instead"
+        )
         raise DataError(
-            f"cannot load dataset {cfg.dataset!r} from the Hugging Face hub ({type(e).__name__}: {e}); "
-            "offline, pass --train FILE instead"
+            f"cannot load dataset {shown!r} from the Hugging Face hub ({type(e).__name__}: {text[:300]}); {hint}"
         ) from None
-    if "train" not in ds:
-        raise DataError(f"dataset {cfg.dataset!r} has no 'train' split; splits: {', '.join(ds)}")
+    splits = list(ds)
+    for key, split in (("data.train_split", cfg.train_split), ("data.eval_split", cfg.eval_split)):
+        if split is not None and split not in ds:
+            raise DataError(f"dataset {shown!r} has no split {split!r} ({key}); its splits: {', '.join(splits)}")
+    wanted = [cfg.train_split, *([cfg.eval_split] if cfg.eval_split else ["validation", "test"])]
+    ds = {k: ds[k] for k in dict.fromkeys(wanted) if k in ds}
     tmp_rows = {}
     for name in ds:
         cols = ds[name].column_names
@@ -358,10 +369,25 @@ def _from_hub(cfg: DataConfig, seed: int) -> Dataset:
         names = getattr(feature, "names", None)
         labels = [names[x] if names else str(x) for x in ds[name][label_col]]
         tmp_rows[name] = _Rows([str(t) for t in ds[name][text_col]], labels, 0)
-    label_names = _label_names(tmp_rows["train"].labels, Path(cfg.dataset or ""))
+    label_names = _label_names(tmp_rows[cfg.train_split].labels, Path(cfg.dataset or ""))
     np_rng = np.random.default_rng(seed)
-    train = _to_split(tmp_rows["train"], label_names, Path("train"))
-    held_name = next((n for n in ("validation", "test") if n in tmp_rows and len(set(tmp_rows[n].labels)) > 1), None)
+    train = _to_split(tmp_rows[cfg.train_split], label_names, Path(cfg.train_split))
+    if cfg.eval_split is not None:
+        if len(set(tmp_rows[cfg.eval_split].labels)) < 2:
+            raise DataError(
+                f"dataset {shown!r}: split {cfg.eval_split!r} (data.eval_split) has one label only "
+                f"({tmp_rows[cfg.eval_split].labels[0]!r}: unlabelled?); pick another or leave it unset"
+            )
+        held_name: str | None = cfg.eval_split
+    else:
+        held_name = next(
+            (
+                n
+                for n in ("validation", "test")
+                if n in tmp_rows and n != cfg.train_split and len(set(tmp_rows[n].labels)) > 1
+            ),
+            None,
+        )
     if held_name is not None:
         eval_split = _to_split(tmp_rows[held_name], label_names, Path(held_name))
         train, val = _carve(train, cfg.validation_fraction, np_rng)
@@ -372,4 +398,5 @@ def _from_hub(cfg: DataConfig, seed: int) -> Dataset:
         train = train.head(cfg.max_train_samples)
     if cfg.max_eval_samples is not None:
         eval_split = eval_split.head(cfg.max_eval_samples)
-    return Dataset(train, val, eval_split, label_names, f"hf:{cfg.dataset}", eval_carved=held_name is None)
+    source = f"hf:{shown}" + (f" ({cfg.train_split} / {held_name})" if held_name else f" ({cfg.train_split})")
+    return Dataset(train, val, eval_split, label_names, source, eval_carved=held_name is None)

@@ -12,7 +12,7 @@ import pytest
 
 from export.config import BUNDLED_TWEETS, DataConfig, Holdout
 from export.data.dataset import Dataset, bundled_tweets_path, load_data, read_rows
-from export.errors import DataError
+from export.errors import ConfigError, DataError
 from tests.builders import phrase_corpus, require, spans, write_file, write_tsv
 
 
@@ -112,9 +112,61 @@ def test_hub_dataset_uses_label_names_and_held_out_split(monkeypatch: pytest.Mon
         lambda name: calls.append(name) or datasets.DatasetDict({"train": train, "validation": val}),
     )
     d = load_data(DataConfig(dataset="glue-like", max_train_samples=50))
-    assert calls == ["glue-like"] and d.source == "hf:glue-like"
+    assert calls == ["glue-like"] and d.source == "hf:glue-like (train / validation)"
     assert d.label_names == ("neg", "pos") and d.eval.texts == ("a", "b", "c")
     assert len(d.train) == 50 and set(d.eval.labels.tolist()) == {0, 1}
+
+
+def _glue_like(datasets):
+    """A GLUE-shaped DatasetDict: labelled train and validation, a test split labelled -1 throughout."""
+    feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.Value("int64")})
+
+    def split(n: int, unlabelled: bool = False):
+        return datasets.Dataset.from_dict(
+            {"sentence": [f"s{i}" for i in range(n)], "label": [-1 if unlabelled else i % 2 for i in range(n)]},
+            features=feats,
+        )
+
+    return datasets.DatasetDict({"train": split(60), "validation": split(12), "test": split(12, unlabelled=True)})
+
+
+def test_hub_dataset_with_a_configuration_and_named_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = require("datasets")
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args: calls.append(args) or _glue_like(datasets))
+    d = load_data(DataConfig(dataset="nyu-mll/glue:sst2", max_train_samples=None))
+    assert calls == [("nyu-mll/glue", "sst2")], calls
+    assert d.source == "hf:nyu-mll/glue:sst2 (train / validation)" and len(d.eval) == 12, d.source
+    d = load_data(DataConfig(dataset="nyu-mll/glue", dataset_config="sst2", eval_split="validation"))
+    assert calls[-1] == ("nyu-mll/glue", "sst2") and len(d.eval) == 12
+    with pytest.raises(DataError, match=r"no split 'dev' \(data.eval_split\); its splits: train, validation, test"):
+        load_data(DataConfig(dataset="nyu-mll/glue:sst2", eval_split="dev"))
+    with pytest.raises(DataError, match=r"no split 'training' \(data.train_split\)"):
+        load_data(DataConfig(dataset="nyu-mll/glue:sst2", train_split="training"))
+    with pytest.raises(DataError, match=r"split 'test' \(data.eval_split\) has one label only \('-1'"):
+        load_data(DataConfig(dataset="nyu-mll/glue:sst2", eval_split="test"))
+
+
+def test_hub_dataset_configuration_errors_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="disagree; give the configuration once"):
+        DataConfig(dataset="nyu-mll/glue:sst2", dataset_config="cola")
+    with pytest.raises(ConfigError, match="are for a Hugging Face dataset"):
+        DataConfig(dataset_config="sst2")
+    with pytest.raises(ConfigError, match="data.eval_split='train' is the training split"):
+        DataConfig(dataset="x", eval_split="train")
+
+
+def test_a_hub_dataset_without_its_configuration_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = require("datasets")
+
+    def needs_config(name: str):
+        raise ValueError("Config name is missing. Please pick one among the available configs: ['cola', 'sst2']")
+
+    monkeypatch.setattr(datasets, "load_dataset", needs_config)
+    with pytest.raises(
+        DataError, match=r"cannot load dataset 'nyu-mll/glue'.*\['cola', 'sst2'\].*--dataset NAME:CONFIG"
+    ):
+        load_data(DataConfig(dataset="nyu-mll/glue"))
 
 
 def test_hub_dataset_offline_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

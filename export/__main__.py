@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export.config import PipelineConfig, load_config
-from export.errors import ExportError
+from export.console import plain_console, quiet_console
+from export.errors import ExportError, VerificationError
 from export.preflight import preflight
 
 # ``python -m export SUBCOMMAND ...``: each module has ``main(argv) -> int``.
@@ -86,7 +87,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="SECTION.KEY=VALUE",
         help="override any config value, e.g. --set finetune.epochs=3 (repeatable)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the kit's warnings and the result")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the dependencies' output and warnings too (default: they go to <out>/logs/run.log)",
+    )
     return p.parse_args(argv)
 
 
@@ -104,41 +111,71 @@ def _worker() -> bool:
     return os.environ.get("RANK", "0") != "0"
 
 
+LOG_IN_OUT = "logs/run.log"
+"""Where the run's log ends up inside the output folder (the report links it)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    level = logging.WARNING if args.quiet else logging.INFO
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
     try:
         cfg = build_config(args)
         # Before torch is imported: a bad path or an unreachable hub id answers at once.
         data = None if _worker() else preflight(cfg)
-        from export.pipeline import run  # noqa: PLC0415 - heavy imports after the input checks
-        from export.train.cache import is_main_process, train_worker  # noqa: PLC0415 - as export.pipeline
-
-        if not is_main_process():  # torchrun / accelerate launch: this process only trains
-            train_worker(cfg)
-            return 0
-        report = run(cfg, data)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    from export.report.document import selection_section, table  # noqa: PLC0415 - as export.pipeline
+    # The log sits beside the output folder while the run stages it; then it moves inside.
+    log_path = cfg.out.parent / f"{cfg.out.name}.run.log"
+    log_path.unlink(missing_ok=True)
+    console = plain_console(level) if args.verbose else quiet_console(log_path, level=level)
+    reported = False
+    with console as con:
+        try:
+            from export.pipeline import run  # noqa: PLC0415 - heavy imports after the input checks
+            from export.train.cache import is_main_process, train_worker  # noqa: PLC0415 - as export.pipeline
 
-    print(table(report.results))
-    for line in selection_section(report.selection, report.data)[2:]:
-        print(line)
-    for r in report.left_out:
-        print(f"Left out: {r.name} — skipped: {r.skipped}")
-    left = f", {len(report.left_out)} left out by the accuracy gate" if report.left_out else ""
-    print(f"PASSED: {len(report.bundles)} bundle(s) in {cfg.out / 'bundles'}{left}; report: {cfg.out / 'report.md'}")
+            if not is_main_process():  # torchrun / accelerate launch: this process only trains
+                train_worker(cfg)
+                return 0
+            try:
+                report = run(cfg, data, log_file=LOG_IN_OUT if con.log else None)
+            except VerificationError:
+                reported = True  # out/ holds the report of the failed checks
+                raise
+            reported = True
+        except ExportError as e:
+            where = cfg.out / LOG_IN_OUT if reported else log_path
+            print(f"error: {e}" + (f"\nFull log: {where}" if con.log else ""), file=con.err)
+            return e.exit_code
+        finally:
+            if reported and con.log:
+                _keep_log(log_path, cfg.out / LOG_IN_OUT)
+        from export.report.document import selection_section, table  # noqa: PLC0415 - as export.pipeline
+
+        print(table(report.results), file=con.out)
+        for line in selection_section(report.selection, report.data)[2:]:
+            print(line, file=con.out)
+        for r in report.left_out:
+            print(f"Left out: {r.name} — skipped: {r.skipped}", file=con.out)
+        left = f", {len(report.left_out)} left out by the accuracy gate" if report.left_out else ""
+        print(
+            f"PASSED: {len(report.bundles)} bundle(s) in {cfg.out / 'bundles'}{left}; report: {cfg.out / 'report.md'}"
+            + (f"; full log: {cfg.out / LOG_IN_OUT}" if con.log else ""),
+            file=con.out,
+        )
     return 0
+
+
+def _keep_log(staged: Path, final: Path) -> None:
+    """Moves the run's log into the output folder (the handlers still hold it open: a rename is safe)."""
+    if staged.is_file():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
 
 
 if __name__ == "__main__":

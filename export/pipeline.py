@@ -48,7 +48,7 @@ from quantize.modes import OnnxQuant, TfliteQuant
 log = logging.getLogger(__name__)
 
 
-def run(cfg: PipelineConfig, data: Dataset | None = None) -> Report:
+def run(cfg: PipelineConfig, data: Dataset | None = None, log_file: str | None = None) -> Report:
     """Runs every stage and writes ``cfg.out`` (bundles, models, report.md, report.json).
 
     Training is a selection run (teacher and student on the train split, the best validation
@@ -60,6 +60,7 @@ def run(cfg: PipelineConfig, data: Dataset | None = None) -> Report:
     is left out of ``bundles/`` and listed under "Left out" in the report; the run passes.
 
     ``data``: the dataset :func:`export.preflight.preflight` already read (else read here).
+    ``log_file``: where the caller will put the run's log, relative to ``cfg.out`` (the report links it).
 
     Raises:
         ExportError: bad input (before anything is written) or a failing stage.
@@ -116,6 +117,7 @@ def run(cfg: PipelineConfig, data: Dataset | None = None) -> Report:
             training={r.model.name: r.summary() for r in (trained.teacher, trained.student, qat) if r is not None},
             selection=trained.selection,
             vocab=vocab,
+            log=log_file,
         )
         write_report(report, work)
     if not report.passed:

@@ -57,6 +57,8 @@ class Report:
     (:func:`export.pipeline.selection_run`)."""
     vocab: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """What vocabulary trimming kept (:func:`export.pipeline.trim_student`); empty when ``vocab.trim`` is off."""
+    log: str | None = None
+    """The run's full log (dependency output and warnings), relative to the report; None: not kept."""
 
     @property
     def failures(self) -> list[str]:
@@ -94,6 +96,8 @@ class Report:
             "machine": machine(),
             "config": dict(self.config),
         }
+        if self.log:
+            out["log"] = self.log
         if self.drift or self.notes:
             out["drift"] = [dataclasses.asdict(d) | {"passed": d.passed} for d in self.drift]
             out["drift_notes"] = list(self.notes)
@@ -225,6 +229,8 @@ def to_markdown(report: Report, charts: Sequence[tuple[str, str]] = (), charts_n
         "",
         table(report.results, report.choice.name if report.choice else None, _reference_name(report)),
     ]
+    if report.log:
+        lines += ["", f"Full log of the run (dependency output and warnings): [{report.log}]({report.log})"]
     lines += batch_invariance(report.results)
     lines += selection_section(report.selection, report.data)
     lines += vocab_section(report.vocab)

@@ -85,3 +85,33 @@ def test_no_resume_flag_reaches_the_config() -> None:
     assert build_config(parse_args(["--no-resume"])).resume is False
     cfg = build_config(parse_args([]))
     assert cfg.resume is True and cfg.checkpoint_dir == Path("out.checkpoints")
+
+
+DEPENDENCY_CHATTER = ("Warning", "W0000", "I0000", "INFO: Created TensorFlow Lite", "torchao", "TracerWarning")
+
+
+@pytest.mark.slow
+def test_the_console_shows_the_kit_and_the_log_gets_the_dependencies(
+    tiny_bert_dir: Path, sst2_path: Path, tmp_path: Path
+) -> None:
+    """A whole (tiny) run: the console has the kit's stage lines, bars and table, no dependency
+    warning; out/logs/run.log has what the dependencies printed, and the report links it."""
+    args = [
+        "--model", str(tiny_bert_dir), "--train", str(sst2_path), "--out", "out",
+        "--set", "data.max_train_samples=200", "--set", "data.max_eval_samples=100", "--set", "data.max_length=32",
+        "--set", "finetune.epochs=1", "--set", "distill.epochs=1", "--set", "verify.latency_samples=3",
+        "--set", "verify.max_drop=50", "--set", "tflite.quantize=int8-dynamic", "--set", "finetune.refit=off",
+    ]  # fmt: skip
+    proc = run_cli(*args, cwd=tmp_path)
+    console = proc.stdout + proc.stderr
+    assert proc.returncode == 0, console[-3000:]
+    lines = console.count("\n")
+    assert lines < 100, f"{lines} console lines (limit 100):\n{console[-3000:]}"
+    chatter = [line for line in console.splitlines() if any(c in line for c in DEPENDENCY_CHATTER)]
+    assert not chatter, f"dependency output on the console: {chatter[:5]}"
+    assert "stage verify: done" in proc.stderr and "PASSED: " in proc.stdout, console[-3000:]
+    log = tmp_path / "out" / "logs" / "run.log"
+    assert log.is_file() and not (tmp_path / "out.run.log").exists(), sorted(p.name for p in tmp_path.iterdir())
+    text = log.read_text(encoding="utf-8")
+    assert "stage verify: done" in text and any(c in text for c in DEPENDENCY_CHATTER), text[-2000:]
+    assert "[logs/run.log](logs/run.log)" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")

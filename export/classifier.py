@@ -35,6 +35,9 @@ class Classifier:
     arch: Arch
     label_names: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        align_tokenizer_inputs(self.tokenizer, self.model)
+
     @property
     def input_names(self) -> tuple[str, ...]:
         return model_input_names(self.model)
@@ -45,6 +48,20 @@ class Classifier:
 
     def num_parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters()))
+
+
+def align_tokenizer_inputs(tokenizer: Any, model: Any) -> None:
+    """Makes ``tokenizer`` return every input ``model`` takes.
+
+    transformers 5's ALBERT tokenizer no longer returns ``token_type_ids`` although the model (and
+    so its exported graph) takes them; the bundle's tokenizer.json gives them (all 0 for one
+    sentence). Listing them in ``model_input_names`` makes the tokenizer return them too, so the
+    PyTorch model and the exported graph see the same inputs on 4.x and 5.x alike.
+    """
+    names = list(getattr(tokenizer, "model_input_names", None) or [])
+    missing = [name for name in model_input_names(model) if name not in names]
+    if names and missing:
+        tokenizer.model_input_names = names + missing
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -97,6 +114,7 @@ def load_pretrained(name_or_path: str, label_names: tuple[str, ...]) -> tuple[An
         raise ModelLoadError(f"cannot load model or tokenizer from {name_or_path!r}: {e}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{name_or_path!r} has no fast tokenizer (tokenizer.json); the runtime needs one")
+    align_tokenizer_inputs(tokenizer, model)
     return model, tokenizer
 
 

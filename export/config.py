@@ -73,6 +73,8 @@ class StudentKind(StrEnum):
 class OnnxExporter(StrEnum):
     """Which ONNX exporter to use."""
 
+    AUTO = "auto"
+    """optimum when optimum-onnx is installed (the ``optimum`` extra, transformers 4.57), else dynamo."""
     OPTIMUM = "optimum"
     """optimum-onnx's ``main_export`` (drives torch's TorchScript exporter)."""
     DYNAMO = "dynamo"
@@ -363,15 +365,16 @@ class VocabConfig:
 class OnnxConfig:
     """ONNX export (dynamic batch and sequence axes) and ONNX Runtime quantization."""
 
-    exporter: OnnxExporter = OnnxExporter.OPTIMUM
-    opset: int = 17
+    exporter: OnnxExporter = OnnxExporter.AUTO
+    opset: int | None = None
+    """None: the exporter's own (17 with optimum, 18 with dynamo)."""
     teacher: bool = True
     """Also export the teacher (fp32 and quantized), as a reference bundle."""
     quantize: tuple[OnnxQuant, ...] = (OnnxQuant.DYNAMIC_INT8,)
     """Quantized models made from each fp32 export (fp32 is always exported)."""
 
     def __post_init__(self) -> None:
-        _check(13 <= self.opset <= 21, "onnx.opset", self.opset, "13..21")
+        _check(self.opset is None or 13 <= self.opset <= 21, "onnx.opset", self.opset, "13..21")
 
 
 @dataclass(frozen=True)

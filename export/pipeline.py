@@ -31,7 +31,7 @@ from export.convert.vocab import (
 )
 from export.data.dataset import Dataset, Split, load_data
 from export.errors import VerificationError
-from export.preflight import check_output_dir
+from export.preflight import check_output_dir, resolve_toolchain
 from export.report.document import Report, write_report
 from export.train.cache import (
     StageResult,
@@ -69,6 +69,7 @@ def run(cfg: PipelineConfig, data: Dataset | None = None, log_file: str | None =
     """
     started = time.perf_counter()
     check_output_dir(cfg.out, cfg.overwrite)
+    cfg = resolve_toolchain(cfg)
     if cfg.vocab.trim:
         check_trimmable_source(cfg.distill.student_model or cfg.model.name_or_path)
     if data is None:

@@ -7,17 +7,25 @@ cheap ones for callers that use the API directly.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+import importlib.util
+import logging
 import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from export.classifier import resolve_model_path
-from export.config import PipelineConfig
+from export.config import OnnxConfig, OnnxExporter, PipelineConfig, TfliteConverter
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, ModelLoadError
 
+log = logging.getLogger(__name__)
+
 _TRUE = ("1", "true", "yes", "on")
+#: The ONNX opset each exporter writes natively (onnx.opset unset).
+NATIVE_OPSET = {OnnxExporter.OPTIMUM: 17, OnnxExporter.DYNAMO: 18}
 _PROBE_TIMEOUT_S = 3.0
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
@@ -35,10 +43,78 @@ def preflight(cfg: PipelineConfig) -> Dataset:
         DataError: the data files are missing or malformed.
     """
     check_output_dir(cfg.out, cfg.overwrite)
+    resolve_toolchain(cfg)
     check_model_source(cfg.model.name_or_path, "model.name_or_path (--model)")
     if cfg.distill.student_model:
         check_model_source(cfg.distill.student_model, "distill.student_model")
     return load_data(cfg.data, cfg.seed)
+
+
+def installed(distribution: str) -> str | None:
+    """The installed version of a distribution (read from its metadata, nothing imported), or None."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def transformers_major() -> int:
+    """The installed transformers' major version (0 without transformers)."""
+    version = installed("transformers")
+    return int(version.split(".")[0]) if version else 0
+
+
+def resolve_toolchain(cfg: PipelineConfig) -> PipelineConfig:
+    """``cfg`` with ``onnx.exporter = auto`` and an unset ``onnx.opset`` made concrete, after
+    checking that the converters it names are installed and fit the installed transformers.
+
+    ``auto`` is optimum-onnx where it is installed (the ``optimum`` extra; it pins transformers
+    4.57), else torch's dynamo exporter, which works on transformers 4 and 5 alike.
+
+    Raises:
+        ConfigError: ``onnx.exporter = optimum`` without optimum-onnx, or ``tflite.converter =
+            tensorflow`` without TensorFlow or on transformers 5 (which has no TF classes).
+    """
+    if cfg.tflite.enabled and cfg.tflite.converter is TfliteConverter.TENSORFLOW:
+        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf_keras") is None:
+            raise ConfigError(
+                "tflite.converter=tensorflow needs TensorFlow: pip install 'bert-mobile-kit[tf]' "
+                "(or use tflite.converter=litert-torch)"
+            )
+        if transformers_major() >= 5:
+            raise ConfigError(
+                f"tflite.converter=tensorflow needs transformers 4.x (installed: {installed('transformers')}; "
+                "5.x removed the TF model classes): pip install 'bert-mobile-kit[tf]' pins it, or use "
+                "tflite.converter=litert-torch"
+            )
+    return dataclasses.replace(cfg, onnx=resolve_onnx(cfg.onnx))
+
+
+def resolve_onnx(onnx_cfg: OnnxConfig) -> OnnxConfig:
+    """``onnx_cfg`` with a concrete exporter and opset (see :func:`resolve_toolchain`).
+
+    Raises:
+        ConfigError: ``onnx.exporter = optimum`` without optimum-onnx.
+    """
+    exporter = onnx_cfg.exporter
+    has_optimum = installed("optimum-onnx") is not None and transformers_major() < 5
+    if exporter is OnnxExporter.OPTIMUM and not has_optimum:
+        raise ConfigError(
+            "onnx.exporter=optimum needs optimum-onnx, which needs transformers 4.57 (installed: "
+            f"{installed('transformers') or 'none'}): pip install 'bert-mobile-kit[optimum]', or set "
+            "onnx.exporter=dynamo (or auto)"
+        )
+    if exporter is OnnxExporter.AUTO:
+        exporter = OnnxExporter.OPTIMUM if has_optimum else OnnxExporter.DYNAMO
+        log.info(
+            "onnx.exporter=auto: %s%s",
+            exporter.value,
+            "" if has_optimum else " (optimum-onnx, which needs transformers 4.57, is not installed)",
+        )
+    if exporter is onnx_cfg.exporter and onnx_cfg.opset is not None:
+        return onnx_cfg
+    opset = onnx_cfg.opset if onnx_cfg.opset is not None else NATIVE_OPSET[exporter]
+    return dataclasses.replace(onnx_cfg, exporter=exporter, opset=opset)
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import json
 import os
 import random
@@ -36,11 +37,28 @@ NUM_LABELS = 3
 LABELS = ("negative", "neutral", "positive")
 
 
+#: Extras that cannot be installed next to transformers 5: optimum-onnx 0.1.0 pins transformers
+#: 4.57, and transformers 5 removed the TF model classes the TensorFlow converter uses.
+TRANSFORMERS_4_ONLY = ("optimum", "tensorflow", "tf_keras")
+
+
+def transformers_major() -> int:
+    """The installed transformers' major version (0 without transformers)."""
+    try:
+        return int(importlib.metadata.version("transformers").split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return 0
+
+
 def require(module: str, reason: str = "") -> ModuleType:
     """Imports an optional module, or skips the test without it; under CI a missing one fails.
 
-    ``pytest.importorskip`` alone would let a broken install skip tests silently in CI.
+    ``pytest.importorskip`` alone would let a broken install skip tests silently in CI. The one
+    exception: under transformers 5 the :data:`TRANSFORMERS_4_ONLY` extras skip, saying why.
     """
+    if module.split(".")[0] in TRANSFORMERS_4_ONLY and transformers_major() >= 5:
+        reason = f"{module} needs transformers 4.57 (installed: 5.x); its extra pins it"
+        return pytest.importorskip(module, reason=reason)
     if os.environ.get("CI"):
         try:
             return importlib.import_module(module)
@@ -428,15 +446,21 @@ def tiny_tokenizer(model_type: str, directory: Path) -> Any:
 
     from export.architectures import TokenizerKind, arch_for
 
-    cls = tokenizer_class_from_name(TOKENIZER_MAPPING_NAMES[model_type][1])
+    names = TOKENIZER_MAPPING_NAMES[model_type]  # 4.x: (slow, fast) names; 5.x: one (fast) name
+    cls = tokenizer_class_from_name(names[1] if isinstance(names, tuple) else names)
     directory.mkdir(parents=True, exist_ok=True)
     kind = arch_for(model_type).tokenizer
+    # The vocabulary files go into ``directory`` and the class reads them from there, as a user's
+    # model folder is read (transformers 4.x and 5.x take different constructor arguments).
     if kind is TokenizerKind.WORDPIECE:
-        tok = cls(vocab_file=str(_wordpiece_vocab(directory)), do_lower_case=True)
+        _wordpiece_vocab(directory)
+        tok = cls.from_pretrained(directory, do_lower_case=True)
     elif kind is TokenizerKind.BPE:
-        tok = cls(*(str(p) for p in _bpe_files(directory)))
+        _bpe_files(directory)
+        tok = cls.from_pretrained(directory)
     else:
-        tok = cls(vocab_file=str(_sentencepiece_model(directory)))
+        _sentencepiece_model(directory)
+        tok = cls.from_pretrained(directory)
     tok.save_pretrained(directory)
     return tok
 

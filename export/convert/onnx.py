@@ -20,6 +20,7 @@ from export.artifacts import Artifact, Format
 from export.classifier import Classifier
 from export.config import OnnxConfig, OnnxExporter, QuantizeConfig
 from export.errors import ConversionError
+from export.preflight import resolve_onnx
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ _DEFAULT_QUANTIZE = QuantizeConfig()  # frozen, so one shared default is safe
 def export_onnx(
     clf: Classifier,
     out_path: Path,
-    opset: int,
-    exporter: OnnxExporter = OnnxExporter.OPTIMUM,
+    opset: int | None = None,
+    exporter: OnnxExporter = OnnxExporter.AUTO,
     mask_fill: float | None = None,
 ) -> Path:
     """Exports a saved classifier to one self-contained ``.onnx`` file.
@@ -41,8 +42,9 @@ def export_onnx(
     Args:
         clf: The classifier (exported from ``clf.path``).
         out_path: Where the ``.onnx`` file goes.
-        opset: ONNX opset.
-        exporter: optimum-onnx or ``torch.onnx.export(dynamo=True)``.
+        opset: ONNX opset; None: the exporter's own (17 optimum, 18 dynamo).
+        exporter: optimum-onnx or ``torch.onnx.export(dynamo=True)``; auto: optimum where it is
+            installed (see :func:`export.preflight.resolve_onnx`).
         mask_fill: If set, the graph fills masked attention positions with this finite
             value instead of −3.4e38 (see :mod:`export.convert.mask_fill`); for graphs that will be
             integer-quantized. Float outputs are the same.
@@ -53,6 +55,8 @@ def export_onnx(
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
+    resolved = resolve_onnx(OnnxConfig(exporter=exporter, opset=opset))
+    exporter, opset = resolved.exporter, int(resolved.opset or 0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-") as tmp:
         produced = Path(tmp) / "model.onnx"
@@ -192,6 +196,7 @@ def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Ar
     Raises:
         ConversionError: an export failed.
     """
+    cfg = resolve_onnx(cfg)  # onnx.exporter=auto / an unset opset made concrete
     artifacts = []
     for clf in models:
         name = f"{clf.name}-onnx-fp32"

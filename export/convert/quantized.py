@@ -18,6 +18,7 @@ from export.config import OnnxConfig, QuantizeConfig, TfliteConfig
 from export.convert.onnx import export_integer_onnx, export_onnx, graph_opset
 from export.convert.tflite import integer_flatbuffer, tflite_signatures
 from export.errors import ConfigError, ConversionError
+from export.preflight import resolve_onnx
 from quantize import full_integer
 from quantize.calibration import CalibrationTexts, encode
 from quantize.full_integer import Inputs
@@ -65,6 +66,7 @@ def quantized_onnx(
             ``int8-qat`` without ``qat``.
         ConversionError: a quantization (or the bounded export) failed.
     """
+    cfg = resolve_onnx(cfg)  # onnx.exporter=auto / an unset opset made concrete
     calibrated = [m.value for m in cfg.quantize if m.calibrated]
     if calibrated and (calibration is None or not calibration.calibration):
         raise ConfigError(

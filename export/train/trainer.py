@@ -4,6 +4,7 @@ schedule callbacks, resuming and saving."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -86,6 +87,9 @@ def training_arguments(
     else:  # a ratio of the total steps: right under any number of processes
         ratio = 1.0 / (s.epochs * s.evals_per_epoch)
         schedule = {"eval_strategy": "steps", "save_strategy": "steps", "eval_steps": ratio, "save_steps": ratio}
+    # transformers 5 took warmup_ratio out: warmup_steps below 1 is the ratio there.
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    warmup = {"warmup_ratio": s.warmup_ratio} if "warmup_ratio" in fields else {"warmup_steps": s.warmup_ratio}
     return TrainingArguments(
         output_dir=str(out),
         num_train_epochs=s.epochs,
@@ -94,7 +98,7 @@ def training_arguments(
         per_device_eval_batch_size=max(s.batch_size, 64),
         learning_rate=s.learning_rate,
         weight_decay=s.weight_decay,
-        warmup_ratio=s.warmup_ratio,
+        **warmup,
         lr_scheduler_type="linear",
         group_by_length=s.group_by_length,  # batches of similar length: little padding
         **schedule,

@@ -52,7 +52,7 @@ def fp32(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for arch in ARCHS:
         tmp = tmp_path_factory.mktemp(f"fp32-{arch}")
         clf = tiny_classifier(arch, tmp / "model", LABELS, save=True)
-        out[arch] = export_onnx(clf, tmp / "fp32.onnx", 17)
+        out[arch] = export_onnx(clf, tmp / "fp32.onnx")
     return out
 
 

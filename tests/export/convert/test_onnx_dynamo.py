@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
+import export.preflight as preflight
 from export.architectures import arch_for
 from export.artifacts import Artifact
 from export.classifier import Classifier
@@ -51,10 +52,38 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_exporter_is_chosen_in_config() -> None:
-    assert OnnxConfig().exporter is OnnxExporter.OPTIMUM  # the default stays optimum
+    assert OnnxConfig().exporter is OnnxExporter.AUTO and OnnxConfig().opset is None
     assert load_config(None, ["onnx.exporter=dynamo"]).onnx.exporter is OnnxExporter.DYNAMO
-    with pytest.raises(ConfigError, match="onnx.exporter='jit' is invalid; allowed: optimum, dynamo"):
+    with pytest.raises(ConfigError, match="onnx.exporter='jit' is invalid; allowed: auto, optimum, dynamo"):
         load_config(None, ["onnx.exporter=jit"])
+
+
+@pytest.mark.parametrize(
+    ("optimum", "transformers", "want"),
+    [("0.1.0", "4.57.6", ("optimum", 17)), (None, "4.57.6", ("dynamo", 18)), (None, "5.25.0", ("dynamo", 18))],
+)
+def test_auto_picks_optimum_only_where_it_is_installed(
+    monkeypatch: pytest.MonkeyPatch, optimum: str | None, transformers: str, want: tuple[str, int]
+) -> None:
+    versions = {"optimum-onnx": optimum, "transformers": transformers}
+    monkeypatch.setattr(preflight, "installed", versions.get)
+    got = preflight.resolve_onnx(OnnxConfig())
+    assert (got.exporter.value, got.opset) == want, f"optimum-onnx {optimum}, transformers {transformers}: {got}"
+    # An explicit opset stays, whichever exporter auto picks.
+    assert preflight.resolve_onnx(OnnxConfig(opset=19)).opset == 19
+    if optimum is None:
+        with pytest.raises(
+            ConfigError, match=r"onnx.exporter=optimum needs optimum-onnx, which needs transformers 4.57"
+        ):
+            preflight.resolve_onnx(OnnxConfig(exporter=OnnxExporter.OPTIMUM))
+
+
+def test_tensorflow_converter_on_transformers_5_is_refused_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "installed", {"transformers": "5.25.0"}.get)
+    monkeypatch.setattr(preflight.importlib.util, "find_spec", lambda name: object())  # "TensorFlow is installed"
+    cfg = load_config(None, ["tflite.converter=tensorflow"])
+    with pytest.raises(ConfigError, match=r"tflite.converter=tensorflow needs transformers 4.x \(installed: 5.25.0"):
+        preflight.resolve_toolchain(cfg)
 
 
 @pytest.mark.slow

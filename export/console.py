@@ -56,8 +56,20 @@ def quiet_console(log_path: Path, *, level: int = logging.INFO) -> Iterator[Cons
         stream.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
-    out = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8", errors="replace")
-    err = os.fdopen(os.dup(saved[2]), "w", buffering=1, encoding="utf-8", errors="replace")
+    # The console is the terminal (a duplicate of fd 1 / 2) unless sys.stdout / sys.stderr were
+    # replaced before the run (a notebook, pytest's capsys, contextlib.redirect_stdout): then the
+    # kit's lines go to the replacement, where its owner expects them.
+    own: list[TextIO] = []
+
+    def console(current: TextIO, original: TextIO | None, fd: int) -> TextIO:
+        if current is not original:
+            return current
+        stream = os.fdopen(os.dup(saved[fd]), "w", buffering=1, encoding="utf-8", errors="replace")
+        own.append(stream)
+        return stream
+
+    out = console(sys.stdout, sys.__stdout__, 1)
+    err = console(sys.stderr, sys.__stderr__, 2)
     old_streams = sys.stdout, sys.stderr
     root = logging.getLogger()
     old_root = root.level, list(root.handlers)
@@ -88,7 +100,7 @@ def quiet_console(log_path: Path, *, level: int = logging.INFO) -> Iterator[Cons
         for fd, copy in saved.items():
             os.dup2(copy, fd)
             os.close(copy)
-        for stream in (out, err, log):
+        for stream in (*own, log):
             with contextlib.suppress(Exception):
                 stream.close()
 

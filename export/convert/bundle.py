@@ -13,6 +13,7 @@ import numpy as np
 
 from export.artifacts import Artifact, Format
 from export.classifier import Classifier
+from export.errors import ConversionError
 from runtime.backends import open_backend
 from runtime.bundle import Manifest, load_manifest, seal, write_manifest
 
@@ -21,6 +22,18 @@ CREATED_BY = "bert-mobile-kit 0.1.0"
 
 HF_FILES = ("config.json", "tokenizer_config.json", "special_tokens_map.json")
 """Files of the model folder an ONNX bundle carries for Hugging Face tooling (Optimum, transformers.js)."""
+
+
+def wordpiece_vocab_txt(tokenizer_json: Path) -> str | None:
+    """A WordPiece tokenizer's ``vocab.txt`` (one piece per line, in id order) rebuilt from its
+    ``tokenizer.json``; None for other tokenizer models."""
+    model = json.loads(tokenizer_json.read_text(encoding="utf-8")).get("model", {})
+    if model.get("type") != "WordPiece":
+        return None
+    by_id = sorted(model["vocab"].items(), key=lambda item: item[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ConversionError(f"{tokenizer_json}: the WordPiece ids are not 0..{len(by_id) - 1} without gaps")
+    return "".join(f"{piece}\n" for piece, _ in by_id)
 
 
 def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_length: int) -> Manifest:
@@ -40,6 +53,8 @@ def make_bundle(artifact: Artifact, clf: Classifier, bundle_dir: Path, max_lengt
     shutil.copyfile(clf.path / "tokenizer.json", bundle_dir / "tokenizer.json")
     if (clf.path / "vocab.txt").is_file():
         shutil.copyfile(clf.path / "vocab.txt", bundle_dir / "vocab.txt")
+    elif (vocab := wordpiece_vocab_txt(clf.path / "tokenizer.json")) is not None:
+        (bundle_dir / "vocab.txt").write_text(vocab, encoding="utf-8")  # transformers 5 saves no vocab.txt
     if artifact.format is Format.ONNX:  # what HF tooling needs beside model.onnx; the manifest stays the truth
         for name in HF_FILES:
             if (clf.path / name).is_file():

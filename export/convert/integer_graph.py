@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from export.convert.mask_fill import bounded_mask_fill
+from export.convert.mask_fill import bounded_mask_fill, override_mask_functions
 
 
 def _gather_forward(self: torch.nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
@@ -35,6 +35,20 @@ def _integer_mask(fill: float) -> Callable[..., torch.Tensor]:
     return extended
 
 
+def _integer_mask_v5(fill: float) -> Callable[..., torch.Tensor | None]:
+    def mask(batch_size: int, q_length: int, kv_length: int, attention_mask: Any = None, **_: Any) -> Any:
+        """transformers 5's mask interface: the same ``[batch, 1, 1, seq]`` mask, built whether or not
+        the batch has padding (5.x skips the mask of a batch without padding, so the op sequence
+        of a forward, which the QAT simulation's ranges follow call by call, would depend on the
+        batch)."""
+        if attention_mask is None:
+            return None
+        keep = attention_mask[:, None, None, :] > 0
+        return torch.where(keep, torch.tensor(0.0), torch.tensor(fill))
+
+    return mask
+
+
 @contextlib.contextmanager
 def integer_graph(model: torch.nn.Module, mask_fill: float = -30.0) -> Iterator[None]:
     """Within the block, ``model`` traces to a graph whose every op an int8 recipe can quantize,
@@ -44,7 +58,8 @@ def integer_graph(model: torch.nn.Module, mask_fill: float = -30.0) -> Iterator[
     quantizes), ``get_extended_attention_mask`` (BERT, RoBERTa, ELECTRA, MobileBERT, ALBERT)
     picks 0 or ``mask_fill`` with a comparison instead of a cast, and every masked score is
     ``mask_fill``, not −3.4e38. DistilBERT's eager attention already masks with a comparison; its
-    SDPA path casts, so the model must be loaded with ``attn_implementation="eager"``.
+    SDPA path casts, so the model must be loaded with ``attn_implementation="eager"``. On
+    transformers 5 (``masking_utils``) every model gets that comparison mask, padded batch or not.
     """
     saved: list[tuple[Any, str, Any]] = []
     extended = _integer_mask(mask_fill)
@@ -57,7 +72,12 @@ def integer_graph(model: torch.nn.Module, mask_fill: float = -30.0) -> Iterator[
             module.get_extended_attention_mask = types.MethodType(extended, module)  # type: ignore[method-assign]
     try:
         with bounded_mask_fill(model, mask_fill):
-            yield
+            mask = _integer_mask_v5(mask_fill)
+            restore_masks = override_mask_functions({"eager": mask, "sdpa": mask})
+            try:
+                yield
+            finally:
+                restore_masks()
     finally:
         for module, attr, previous in reversed(saved):
             if previous is None:

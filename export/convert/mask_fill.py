@@ -21,6 +21,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import transformers.modeling_attn_mask_utils as attn_mask_utils
@@ -102,18 +103,27 @@ def bounded_mask_fill(model: torch.nn.Module, fill: float = -30.0) -> Iterator[N
 def _float_sdpa_masks() -> Callable[[], None]:
     """Until the returned function is called, transformers 5's SDPA attention gets float masks
     built like eager attention's (whose fill the patched ``torch.finfo`` bounds)."""
-    interface = getattr(masking_utils, "ALL_MASK_ATTENTION_FUNCTIONS", None)
     eager = getattr(masking_utils, "eager_mask", None)
-    if interface is None or eager is None:
+    return override_mask_functions({"sdpa": eager} if eager is not None else {})
+
+
+def override_mask_functions(functions: dict[str, Callable[..., Any]]) -> Callable[[], None]:
+    """Makes transformers 5 build attention masks with ``functions`` (attention implementation →
+    mask function, as in ``masking_utils.ALL_MASK_ATTENTION_FUNCTIONS``) until the returned
+    function is called; a no-op on transformers 4, whose BERT-family models do not use them."""
+    interface = getattr(masking_utils, "ALL_MASK_ATTENTION_FUNCTIONS", None)
+    if interface is None or not functions:
         return lambda: None
     local = interface._local_mapping  # noqa: SLF001 - the interface's own per-instance override table
-    had, previous = "sdpa" in local, local.get("sdpa")
-    interface["sdpa"] = eager
+    previous = {name: (name in local, local.get(name)) for name in functions}
+    for name, function in functions.items():
+        interface[name] = function
 
     def restore() -> None:
-        if had:
-            interface["sdpa"] = previous
-        else:
-            del interface["sdpa"]
+        for name, (had, function) in previous.items():
+            if had:
+                interface[name] = function
+            else:
+                del interface[name]
 
     return restore

@@ -87,9 +87,18 @@ def training_arguments(
     else:  # a ratio of the total steps: right under any number of processes
         ratio = 1.0 / (s.epochs * s.evals_per_epoch)
         schedule = {"eval_strategy": "steps", "save_strategy": "steps", "eval_steps": ratio, "save_steps": ratio}
-    # transformers 5 took warmup_ratio out: warmup_steps below 1 is the ratio there.
+    # transformers 5 took warmup_ratio and group_by_length out: warmup_steps below 1 is the ratio
+    # there, and length grouping is a train_sampling_strategy.
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-    warmup = {"warmup_ratio": s.warmup_ratio} if "warmup_ratio" in fields else {"warmup_steps": s.warmup_ratio}
+    compat: dict[str, Any] = {}
+    if "warmup_ratio" in fields:
+        compat["warmup_ratio"] = s.warmup_ratio
+    else:
+        compat["warmup_steps"] = s.warmup_ratio
+    if "group_by_length" in fields:
+        compat["group_by_length"] = s.group_by_length  # batches of similar length: little padding
+    else:
+        compat["train_sampling_strategy"] = "group_by_length" if s.group_by_length else "random"
     return TrainingArguments(
         output_dir=str(out),
         num_train_epochs=s.epochs,
@@ -98,9 +107,8 @@ def training_arguments(
         per_device_eval_batch_size=max(s.batch_size, 64),
         learning_rate=s.learning_rate,
         weight_decay=s.weight_decay,
-        **warmup,
+        **compat,
         lr_scheduler_type="linear",
-        group_by_length=s.group_by_length,  # batches of similar length: little padding
         **schedule,
         save_total_limit=1,
         load_best_model_at_end=per_epoch,

@@ -10,7 +10,7 @@ import pytest
 
 from export.config import VocabConfig
 from runtime.tokenizer import BundleTokenizer
-from tests.builders import LABELS, TEXTS, assert_close, tokenized_classifier, write_file
+from tests.builders import LABELS, TEXTS, assert_close, tiny_tokenizer, tokenized_classifier, write_file
 
 #: Trimming copies rows, it computes nothing: the logits must be those of the untrimmed model
 #: up to float32 reordering (measured 0 on every architecture; the bound allows a kernel change).
@@ -229,3 +229,25 @@ def test_unknown_word_rate_counts_words_not_tokens(tmp_path: Path) -> None:
     assert np.isclose(unknown_word_rate(tok, ["good \u2603\u2603x movie"]), 1 / 3), tok.tokenize(
         "good \u2603\u2603x movie"
     )
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta"])
+def test_bundle_vocab_txt_is_rebuilt_from_tokenizer_json(arch: str, tmp_path: Path) -> None:
+    """transformers 5 saves no vocab.txt: the bundle's is rebuilt from tokenizer.json, line for line
+    what transformers 4 writes (tokenizers' own WordPiece vocab file); None for BPE."""
+    from tokenizers import Tokenizer
+
+    from export.convert.bundle import wordpiece_vocab_txt
+
+    tok = tiny_tokenizer(arch, tmp_path)
+    rebuilt = wordpiece_vocab_txt(tmp_path / "tokenizer.json")
+    if arch == "roberta":
+        assert rebuilt is None
+        return
+    assert rebuilt is not None
+    backend = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "saved").mkdir()
+    written = backend.model.save(str(tmp_path / "saved"))  # WordPiece.save writes vocab.txt
+    want = Path(written[0]).read_text(encoding="utf-8")
+    assert rebuilt == want, f"{len(rebuilt.splitlines())} vs {len(want.splitlines())} lines"
+    assert len(rebuilt.splitlines()) == len(tok)

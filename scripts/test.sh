@@ -25,5 +25,18 @@ if [ ! -f "$JUNIT" ] || ! command -v javac >/dev/null 2>&1; then
              "install them by hand: the Java core test fails under CI=true and is skipped otherwise" >&2
     fi
 fi
-echo "== pytest"
-.venv/bin/python -m pytest -q "$@"
+echo "== pytest (transformers 4.57: .venv, the whole suite)"
+status=0
+.venv/bin/python -m pytest -q "$@" || status=$?
+# The transformers 5 leg: the fast tests and the core end-to-end ones (marker "core": pipeline,
+# mask fill, dynamo ONNX, TFLite, QAT, integer-only) in .venv-transformers5 (no optimum, no TF).
+# Arguments narrow the first leg only; KIT_TRANSFORMERS5=0 skips this one.
+if [ $# -eq 0 ] && [ "${KIT_TRANSFORMERS5:-1}" != 0 ]; then
+    echo "== setup .venv-transformers5 (KIT_TRANSFORMERS=5 scripts/setup.sh)"
+    KIT_TRANSFORMERS=5 bash scripts/setup.sh
+    echo "== pytest (transformers 5: .venv-transformers5, -m 'not slow or core')"
+    .venv-transformers5/bin/python -m pytest -q -p no:cacheprovider -m "not slow or core" || status=$?
+elif [ $# -ne 0 ]; then
+    echo "== transformers 5 leg not run: arguments were given (run 'bash scripts/test.sh' for both legs)"
+fi
+exit "$status"

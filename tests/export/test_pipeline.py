@@ -16,7 +16,8 @@ from runtime.classifier import golden_atol
 from tests.builders import seal_again
 
 # Every test runs the whole chain (or reads the module's run of it) on a tiny BERT and SST-2.
-pytestmark = pytest.mark.slow
+# "core": scripts/test.sh runs this module on transformers 5 too (.venv-transformers5).
+pytestmark = [pytest.mark.slow, pytest.mark.core]
 
 EXPECTED_BUNDLES = {
     "student-onnx-fp32",

@@ -28,6 +28,9 @@ from tests.builders import (
     tiny_classifier,
 )
 
+# "core": scripts/test.sh runs this module on transformers 5 too (.venv-transformers5).
+pytestmark = pytest.mark.core
+
 LABELS = tuple(str(i) for i in range(NUM_LABELS))
 
 # 18 is the exporter's own opset; below it ONNX's version converter must rewrite the graph,

@@ -39,6 +39,9 @@ from tests.builders import (
     tiny_model,
 )
 
+# "core": scripts/test.sh runs this module on transformers 5 too (.venv-transformers5).
+pytestmark = pytest.mark.core
+
 
 @dataclass(frozen=True)
 class Exported:

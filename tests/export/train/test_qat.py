@@ -28,6 +28,9 @@ from quantize.onnx import unquantized_matmuls
 from quantize.qat import ActivationRanges, int8_simulation
 from tests.builders import TEXTS, fixed_batch, tiny_model, tokenized_classifier, transformers_major
 
+# "core": scripts/test.sh runs this module on transformers 5 too (.venv-transformers5).
+pytestmark = pytest.mark.core
+
 
 def _feeds(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: torch.as_tensor(fixed_batch()[n]) for n in model_input_names(model)}

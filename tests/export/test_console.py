@@ -18,7 +18,7 @@ def test_a_replaced_stdout_gets_the_kits_lines_and_the_log_gets_the_rest(tmp_pat
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         with quiet_console(log_path) as con:
             print("dependency chatter")  # what a library prints: the log
-            logging.getLogger("transformers.modeling_utils").warning("dependency warning")
+            logging.getLogger("a_dependency.module").warning("dependency warning")
             logging.getLogger("export.pipeline").info("kit stage line")
             print("verify table", file=con.out)
     log = log_path.read_text(encoding="utf-8")

@@ -56,12 +56,12 @@ verify=(-m export verify --bundle "$WORK/out" --reference "$WORK/out/models" --d
 # Drift tolerances (tests/baselines/README.md has the measurements). Accuracy and agreement: ±1
 # point (3 of 300 texts); a seeded run reproduces them exactly with the same libraries. Logits of
 # float models: 5e-3, because training amplifies CPU rounding differences (measured: 1.6e-4
-# between 1 and 2 threads) while a real change moves them by 1e-2 and more. Int8 models: 3e-3,
-# above their run-to-run drift (0 on one machine, 5e-4 when training on 2 threads) and below
-# their whole int8-vs-fp32 error (0.0147 at the smallest), so an int8 export that became its fp32
-# model fails. Latency: the baseline comes from another machine, so only a 10x slowdown fails
+# between 1 and 2 threads) while a real change moves them by 1e-2 and more. Int8 models: 1e-2,
+# above their drift across CPUs (3.2e-3 measured between an AMD AVX2 and an Intel AVX-512 VNNI /
+# AMX machine: int8 kernels differ by ISA) and below their whole int8-vs-fp32 error (0.0147 at
+# the smallest), so an int8 export that became its fp32 model fails. Latency: the baseline comes from another machine, so only a 10x slowdown fails
 # (e.g. a session rebuilt per call). --update records them in the baseline too.
-drift=(--max-drift-points 1 --max-drift-logits 5e-3 --max-drift-logits-int8 3e-3 --max-slowdown 900)
+drift=(--max-drift-points 1 --max-drift-logits 5e-3 --max-drift-logits-int8 1e-2 --max-slowdown 900)
 if [ "$MODE" = "--update" ]; then
   "$PY" "${verify[@]}" "${drift[@]}"
   cp "$WORK/verify/report.json" "$BASELINE"

@@ -31,14 +31,14 @@ class DriftTolerance:
         points: Accuracy and agreement, absolute points, either direction (a change either
             way means the outputs changed; update the baseline when that is intended).
         logits_float: Max |logit Δ| of float models, absolute (runtime selftest's 1e-3).
-        logits_quantized: Same for int8 models (3e-3: above the run-to-run drift of int8 logits, below
-            the int8-vs-fp32 error it must detect; measured in tests/baselines/README.md).
+        logits_quantized: Same for int8 models (1e-2: above the drift of int8 logits across CPUs,
+            below the int8-vs-fp32 error it must detect; measured in tests/baselines/README.md).
         slowdown: Relative p50 increase allowed (0.5 = +50%); a speed-up never fails.
     """
 
     points: float = 1.0
     logits_float: float = golden_atol("fp32")
-    logits_quantized: float = 3e-3
+    logits_quantized: float = 1e-2
     slowdown: float = 0.5
 
     def __post_init__(self) -> None:

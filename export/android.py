@@ -9,6 +9,7 @@ are written by :mod:`export.android_goldens`.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -84,10 +85,15 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
         raise ExportError(
             f"bundle {manifest.name!r} needs the {manifest.backend} backend, but the app has none "
             f"({APP_BACKEND_SOURCES[manifest.backend]} not found); it runs {', '.join(available) or 'nothing'}: "
-            "export and pass a TFLite bundle (e.g. out/bundles/student-tflite-int8-dynamic)"
+            "copy the app's engine sources back (android_demo/app/src/main/java/dev/bertmobilekit/demo), or pass "
+            f"a bundle for {', '.join(available) or 'an engine it has'}"
         )
+    _check_tokenizer(bundle / manifest.tokenizer_file, manifest.name, manifest.model_type)
     if manifest.backend == "tflite":
+        _check_flatbuffer_layout(bundle / manifest.model_file, manifest.name)
         _check_float_logits(bundle / manifest.model_file, manifest.name)
+    else:
+        _check_onnx_io(bundle / manifest.model_file, manifest.name)
     names = [MANIFEST_NAME, *manifest.files]
     size = sum((bundle / name).stat().st_size for name in names)
     if size > max_mb * 2**20:
@@ -119,8 +125,49 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
 # --- golden files for the JVM tests of android_demo/core -----------------------------------
 
 
+#: What the app's Java tokenizer (android_demo/core BertTokenizer.java) implements.
+APP_TOKENIZER = {"model": "WordPiece", "pre_tokenizer": "BertPreTokenizer", "normalizer": "BertNormalizer"}
+
+
+def _check_tokenizer(tokenizer_file: Path, name: str, model_type: str) -> None:
+    """The app tokenizes on the phone with a Java BERT WordPiece tokenizer; a byte-level BPE
+    (RoBERTa) or SentencePiece (ALBERT) bundle would install and then fail on the phone."""
+    try:
+        spec = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ExportError(f"bundle {name!r}: cannot read {tokenizer_file.name}: {e}") from None
+    for section, want in APP_TOKENIZER.items():
+        got = (spec.get(section) or {}).get("type")
+        if got != want:
+            raise ExportError(
+                f"bundle {name!r} ({model_type}) has a {got or 'missing'} {section} in {tokenizer_file.name}; the "
+                f"demo app's Java tokenizer implements BERT WordPiece only ({section} {want}: bert, distilbert, "
+                "mobilebert, electra). Distill into a WordPiece student (distill.student_model) for the phone, "
+                "or run this bundle with the Python runtime"
+            )
+
+
+def _check_flatbuffer_layout(model_file: Path, name: str) -> None:
+    """Weights after the flatbuffer (``offset`` buffers) are what Android LiteRT 1.4.x has public
+    "Input tensor N lacks data" reports about; the kit writes every buffer inside since
+    quantize.flatbuffer, so such a file comes from elsewhere or an older kit."""
+    from quantize.flatbuffer import offset_buffers  # noqa: PLC0415 - needs the optional tflite extra
+
+    try:
+        outside = offset_buffers(model_file.read_bytes())
+    except Exception:  # noqa: BLE001 - not a flatbuffer (a placeholder): the app reports load errors
+        return
+    if outside:
+        raise ExportError(
+            f"bundle {name!r}: {model_file.name} keeps {outside} weight buffer(s) after the flatbuffer (offset "
+            "buffers), which Android LiteRT 1.4.x may not load; re-export it with this kit (it writes every "
+            "weight inside the flatbuffer)"
+        )
+
+
 def _check_float_logits(model_file: Path, name: str) -> None:
-    """The app's LiteRtBackend reads float32 logits; int8 logits (``int8-full-int8-io``) it cannot."""
+    """The app's LiteRtBackend feeds int32 token inputs and reads float32 logits; int8 logits
+    (``int8-full-int8-io``) or other input types it cannot."""
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - the optional tflite extra
 
     try:
@@ -128,7 +175,14 @@ def _check_float_logits(model_file: Path, name: str) -> None:
     except (ValueError, RuntimeError):
         return  # not loadable here (e.g. a placeholder); its checksum passed, and the app reports load errors
     for key in interpreter.get_signature_list():
-        for out in interpreter.get_signature_runner(key).get_output_details().values():
+        runner = interpreter.get_signature_runner(key)
+        for input_name, detail in runner.get_input_details().items():
+            if detail["dtype"] != np.int32:
+                raise ExportError(
+                    f"bundle {name!r} takes {np.dtype(detail['dtype']).name} {input_name!r} (signature {key!r}); the "
+                    "demo app feeds int32 token ids: re-export the bundle with this kit (its TFLite inputs are int32)"
+                )
+        for out in runner.get_output_details().values():
             if out["dtype"] != np.float32:
                 raise ExportError(
                     f"bundle {name!r} returns {np.dtype(out['dtype']).name} logits (signature {key!r}); the demo app "
@@ -136,8 +190,37 @@ def _check_float_logits(model_file: Path, name: str) -> None:
                 )
 
 
+def _check_onnx_io(model_file: Path, name: str) -> None:
+    """The app's OnnxBackend feeds int64 / int32 token ids and reads float32 logits."""
+    import onnx  # noqa: PLC0415 - the export extra; only for ONNX bundles
+
+    try:
+        graph = onnx.load(str(model_file), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - not an ONNX model (a placeholder): the app reports load errors
+        return
+    allowed = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
+    for tensor in graph.input:
+        elem = tensor.type.tensor_type.elem_type
+        if elem not in allowed:
+            raise ExportError(
+                f"bundle {name!r} takes {onnx.TensorProto.DataType.Name(elem).lower()} {tensor.name!r}; the demo "
+                "app feeds int64 or int32 token ids: re-export the bundle with this kit"
+            )
+    for tensor in graph.output:
+        elem = tensor.type.tensor_type.elem_type
+        if elem != onnx.TensorProto.FLOAT:
+            raise ExportError(
+                f"bundle {name!r} returns {onnx.TensorProto.DataType.Name(elem).lower()} logits; the demo app reads "
+                "float32 logits: ship a bundle with float logits (every ONNX precision of the kit has them)"
+            )
+
+
 def seal_placeholder_bundle(
-    bundle_dir: Path, tokenizer_json: Path, golden: Sequence[dict[str, Any]] = (), backend: str = "tflite"
+    bundle_dir: Path,
+    tokenizer_json: Path,
+    golden: Sequence[dict[str, Any]] = (),
+    backend: str = "tflite",
+    model: bytes | None = None,
 ) -> Manifest:
     """Seals a tiny bundle whose model file is placeholder bytes, not a runnable model: enough for
     everything that reads manifests and hashes (the Java core, ``python -m export android``).
@@ -147,13 +230,16 @@ def seal_placeholder_bundle(
         tokenizer_json: The ``tokenizer.json`` to copy in (uncased BERT).
         golden: Golden examples for the manifest (labels negative/neutral/positive).
         backend: ``"tflite"`` (buckets 8 and 16) or ``"onnx"`` (dynamic length).
+        model: The model file's bytes (default: 2 KiB of placeholder bytes).
 
     Returns:
         The sealed manifest.
     """
     bundle_dir.mkdir(parents=True, exist_ok=True)
     model_file = f"model.{backend}"
-    (bundle_dir / model_file).write_bytes(b"TFL3" + np.random.default_rng(0).bytes(2048))
+    (bundle_dir / model_file).write_bytes(
+        model if model is not None else b"TFL3" + np.random.default_rng(0).bytes(2048)
+    )
     shutil.copyfile(tokenizer_json, bundle_dir / "tokenizer.json")
     (bundle_dir / "labels.txt").write_text("".join(f"{label}\n" for label in PLACEHOLDER_LABELS), encoding="utf-8")
     return seal(

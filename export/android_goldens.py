@@ -199,6 +199,10 @@ def _write_bundles(out_dir: Path, tokenizer: Any, texts: list[str], seed: int) -
     bundle = out_dir / "bundle"
     sealed = seal_placeholder_bundle(bundle, out_dir / "tokenizers" / "uncased" / "tokenizer.json", golden)
     _write_bucket_golden(out_dir / "bucket_golden.jsonl", bundle, sealed, texts)
+    # The same for the ONNX backend (dynamic length): the JVM tests choose the engine by manifest.
+    seal_placeholder_bundle(
+        out_dir / "onnx-bundle", out_dir / "tokenizers" / "uncased" / "tokenizer.json", golden, "onnx"
+    )
     manifest = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))
     variants = {
         "tampered-model": ("model.tflite", "does not match"),

@@ -15,6 +15,8 @@ android {
         targetSdk = libs.versions.targetSdk.get().toInt()
         versionCode = 1
         versionName = "0.1.0"
+        // app/src/androidTest: the bundled model's golden examples through the real engine.
+        testInstrumentationRunner = "androidx.test.runner.AndroidJUnitRunner"
     }
 
     buildTypes {
@@ -29,8 +31,9 @@ android {
     }
 
     androidResources {
-        // The model is read from assets/bundle/, put there by `python -m export android`.
-        noCompress += "tflite"
+        // The model is read from assets/bundle/, put there by `python -m export android`, and
+        // memory-mapped from the APK (AssetBundleSource.map): it must be stored uncompressed.
+        noCompress += listOf("tflite", "onnx")
     }
 }
 
@@ -43,4 +46,7 @@ kotlin {
 dependencies {
     implementation(project(":core"))
     implementation(libs.litert)
+    implementation(libs.onnxruntime.android)
+    androidTestImplementation(libs.androidx.test.runner)
+    androidTestImplementation(libs.androidx.test.ext.junit)
 }

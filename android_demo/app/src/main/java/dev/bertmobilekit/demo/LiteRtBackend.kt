@@ -7,16 +7,15 @@ import dev.bertmobilekit.core.Manifest
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Interpreter
 import java.nio.ByteBuffer
-import java.nio.ByteOrder
 
 /**
  * The bundle's .tflite model on LiteRT (CPU, XNNPACK, [threads] threads), fed by name through a
- * signature runner. A bucketed model has one signature `len_<n>` per sequence length; any other
+ * signature runner, created from the memory-mapped model (no copy on the Java heap). A bucketed model has one signature `len_<n>` per sequence length; any other
  * has `serving_default` or a single signature. Checked against the manifest once: the model's
  * lengths are the manifest's buckets (or fixed_length), every input is int32 [1, n], the one
  * output is float32 [1, labels].
  */
-class LiteRtBackend(bundle: Bundle, threads: Int) : Backend {
+class LiteRtBackend(bundle: Bundle, model: ByteBuffer, threads: Int) : Backend {
     private val interpreter: Interpreter
     private val signatures: Map<Int, String> // sequence length -> signature key
     private val inputs: List<String>
@@ -25,10 +24,8 @@ class LiteRtBackend(bundle: Bundle, threads: Int) : Backend {
 
     init {
         val manifest = bundle.manifest
-        val model = bundle.open(manifest.modelFile).use { it.readBytes() } // sha256 checked by Bundle.load
-        val buffer = ByteBuffer.allocateDirect(model.size).order(ByteOrder.nativeOrder())
-        buffer.put(model).rewind()
-        interpreter = Interpreter(buffer, Interpreter.Options().setNumThreads(threads).setUseXNNPACK(true))
+        // sha256 checked by Bundle.load; the buffer is the mapped asset (Engines.open)
+        interpreter = Interpreter(model, Interpreter.Options().setNumThreads(threads).setUseXNNPACK(true))
         val keys = interpreter.signatureKeys.toList()
         val bucketKeys = keys.mapNotNull { key -> BUCKET.matchEntire(key)?.let { it.groupValues[1].toInt() to key } }
         val single = keys.singleOrNull() ?: "serving_default".takeIf { it in keys }

@@ -96,7 +96,7 @@ class MainActivity : Activity() {
         current?.close()
         classifier = null
         val loaded = bundle ?: error("the bundle did not load")
-        return TextClassifier(loaded, LiteRtBackend(loaded, threadCount)).also {
+        return TextClassifier(loaded, APP_ENGINES.open(loaded, threadCount)).also {
             classifier = it
             classifierThreads = threadCount
         }
@@ -135,6 +135,7 @@ class MainActivity : Activity() {
         const val WARMUP = 3
         const val RUNS = 20
         const val HELP = "If the bundle is missing or refused, copy one with:\n" +
-            "python -m export android --bundle out/bundles/student-tflite-int8-dynamic --app android_demo"
+            "python -m export android --bundle out/bundles/student-tflite-int8-dynamic --app android_demo\n" +
+            "(or an ONNX bundle, e.g. out/bundles/student-onnx-int8-dynamic)"
     }
 }

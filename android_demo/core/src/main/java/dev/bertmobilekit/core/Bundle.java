@@ -74,6 +74,14 @@ public final class Bundle {
         return source.open(name);
     }
 
+    /**
+     * The model file as a read-only buffer, memory-mapped where the source allows (see
+     * {@link BundleSource#map}); its sha256 was checked by {@link #load} as a stream.
+     */
+    public java.nio.ByteBuffer mapModel() throws IOException {
+        return source.map(manifest.modelFile);
+    }
+
     /** Returns the lowercase hex sha256 of a stream, read in 64 KiB chunks; closes it. */
     public static String sha256(InputStream in) throws IOException {
         MessageDigest digest;

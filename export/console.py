@@ -113,7 +113,17 @@ def plain_console(level: int = logging.INFO) -> Iterator[Console]:
 
 
 def _tqdm_to(stream: TextIO) -> Any:
-    """Makes every tqdm bar created from now on write to ``stream`` unless given a file; returns the undo."""
+    """Makes every tqdm bar created from now on write to ``stream`` unless given a file; returns the undo.
+
+    When ``stream`` is not a terminal (CI logs, ``| tee``), transient bars (``leave=False``, e.g. the
+    Trainer's evaluation bar inside the training bar) are not drawn: a nested bar moves the cursor
+    with a newline per update, which a terminal redraws in place and a log file keeps as a line
+    each (about 80 of the default run's lines); bars that stay are drawn at most every 10 s.
+    """
+    try:
+        terminal = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        terminal = False
     try:
         from tqdm import std  # noqa: PLC0415 - only when tqdm is installed (always, with the training extras)
     except ImportError:  # pragma: no cover - the runtime alone does not need it
@@ -123,6 +133,10 @@ def _tqdm_to(stream: TextIO) -> Any:
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         if len(args) < 5 and kwargs.get("file") is None:  # file is tqdm's 5th parameter
             kwargs["file"] = stream
+            if not terminal:
+                if kwargs.get("leave") is False or (kwargs.get("position") or 0) > 0:
+                    kwargs["disable"] = True
+                kwargs.setdefault("mininterval", 10.0)
         original(self, *args, **kwargs)
 
     std.tqdm.__init__ = init  # type: ignore[method-assign]

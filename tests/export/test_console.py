@@ -25,3 +25,18 @@ def test_a_replaced_stdout_gets_the_kits_lines_and_the_log_gets_the_rest(tmp_pat
     assert out.getvalue() == "verify table\n", out.getvalue()
     assert "kit stage line" in err.getvalue() and "dependency" not in err.getvalue(), err.getvalue()
     assert "dependency chatter" in log and "dependency warning" in log and "kit stage line" in log, log
+
+
+def test_off_a_terminal_transient_bars_are_not_drawn(tmp_path: Path) -> None:
+    """A nested bar writes a newline per update (redrawn in place on a terminal, a line each in a log
+    file): off a terminal the kit's console leaves transient bars out and keeps the others."""
+    from tqdm.auto import tqdm
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), quiet_console(tmp_path / "run.log"):
+        for _ in tqdm(range(3), desc="training"):
+            for _ in tqdm(range(20), desc="evaluating", leave=False):
+                pass
+    text = err.getvalue()
+    assert "training" in text and "evaluating" not in text, text
+    assert text.count("\n") <= 2, f"{text.count(chr(10))} lines: {text!r}"

@@ -92,6 +92,7 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
     if manifest.backend == "tflite":
         _check_flatbuffer_layout(bundle / manifest.model_file, manifest.name)
         _check_float_logits(bundle / manifest.model_file, manifest.name)
+        _check_buckets(bundle / manifest.model_file, manifest)
     else:
         _check_onnx_io(bundle / manifest.model_file, manifest.name)
     names = [MANIFEST_NAME, *manifest.files]
@@ -190,6 +191,25 @@ def _check_float_logits(model_file: Path, name: str) -> None:
                 )
 
 
+def _check_buckets(model_file: Path, manifest: Manifest) -> None:
+    """The app pads each text to a manifest bucket and runs that length's signature (``len_<n>``):
+    the model's signatures must be the manifest's buckets, as LiteRtBackend checks on the phone."""
+    from runtime.backends import open_backend  # noqa: PLC0415 - needs the optional tflite extra
+
+    try:
+        model_buckets = tuple(open_backend(model_file).buckets)
+    except Exception:  # noqa: BLE001 - not loadable here (a placeholder): the app reports load errors
+        return
+    # Manifest.sequenceLengths() in the Java core: the buckets, else fixed_length.
+    lengths = tuple(manifest.buckets) or ((manifest.fixed_length,) if manifest.fixed_length else ())
+    if model_buckets and model_buckets != lengths:
+        raise ExportError(
+            f"bundle {manifest.name!r}: {model_file.name} has length signatures {list(model_buckets)}, the manifest "
+            f"pads to {list(lengths)} (buckets / fixed_length); the app would refuse it on the phone: re-export "
+            "the bundle"
+        )
+
+
 def _check_onnx_io(model_file: Path, name: str) -> None:
     """The app's OnnxBackend feeds int64 / int32 token ids and reads float32 logits."""
     import onnx  # noqa: PLC0415 - the export extra; only for ONNX bundles
@@ -221,6 +241,7 @@ def seal_placeholder_bundle(
     golden: Sequence[dict[str, Any]] = (),
     backend: str = "tflite",
     model: bytes | None = None,
+    buckets: tuple[int, ...] = (8, 16),
 ) -> Manifest:
     """Seals a tiny bundle whose model file is placeholder bytes, not a runnable model: enough for
     everything that reads manifests and hashes (the Java core, ``python -m export android``).
@@ -231,6 +252,7 @@ def seal_placeholder_bundle(
         golden: Golden examples for the manifest (labels negative/neutral/positive).
         backend: ``"tflite"`` (buckets 8 and 16) or ``"onnx"`` (dynamic length).
         model: The model file's bytes (default: 2 KiB of placeholder bytes).
+        buckets: The TFLite length buckets the manifest lists.
 
     Returns:
         The sealed manifest.
@@ -252,7 +274,7 @@ def seal_placeholder_bundle(
         input_names=("input_ids", "attention_mask"),
         max_length=16,
         fixed_length=16 if backend == "tflite" else None,
-        buckets=(8, 16) if backend == "tflite" else (),
+        buckets=buckets if backend == "tflite" else (),
         labels=PLACEHOLDER_LABELS,
         lowercase=True,
         tokenizer_file="tokenizer.json",

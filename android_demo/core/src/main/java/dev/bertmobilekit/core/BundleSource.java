@@ -38,7 +38,8 @@ public interface BundleSource {
         byte[] bytes = Bundle.readAll(this, name);
         ByteBuffer buffer = ByteBuffer.allocateDirect(bytes.length).order(ByteOrder.nativeOrder());
         buffer.put(bytes).rewind();
-        return buffer.asReadOnlyBuffer();
+        // asReadOnlyBuffer() answers BIG_ENDIAN; LiteRT takes a direct buffer only in native order.
+        return buffer.asReadOnlyBuffer().order(ByteOrder.nativeOrder());
     }
 
     /** A bundle directory on the file system. */

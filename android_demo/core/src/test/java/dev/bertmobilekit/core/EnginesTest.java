@@ -89,6 +89,7 @@ class EnginesTest {
             assertArrayEquals(onDisk, used.models.get(0), dir + ": the engine gets the model file's bytes");
             assertTrue(used.buffers.get(0) instanceof MappedByteBuffer, dir + ": a directory bundle is memory-mapped");
             assertTrue(used.buffers.get(0).isReadOnly(), dir + ": the mapping is read-only");
+            assertEquals(java.nio.ByteOrder.nativeOrder(), used.buffers.get(0).order(), dir + ": native byte order");
             assertEquals(3, (int) used.threads.get(0));
             assertFalse(used.closed);
             backend.close();
@@ -143,6 +144,7 @@ class EnginesTest {
         };
         ByteBuffer buffer = streamOnly.map("model.tflite");
         assertTrue(buffer.isDirect() && buffer.isReadOnly());
+        assertEquals(java.nio.ByteOrder.nativeOrder(), buffer.order(), "engines take direct buffers in native order");
         assertEquals(0, buffer.position());
         byte[] back = new byte[buffer.remaining()];
         buffer.get(back);

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from export.classifier import resolve_model_path
 from export.config import OnnxConfig, OnnxExporter, PipelineConfig, TfliteConverter
+from export.convert.tflite_tensorflow import tensorflow_installed
 from export.data.dataset import Dataset, load_data
 from export.errors import ConfigError, ModelLoadError
 
@@ -76,7 +77,7 @@ def resolve_toolchain(cfg: PipelineConfig) -> PipelineConfig:
             tensorflow`` without TensorFlow or on transformers 5 (which has no TF classes).
     """
     if cfg.tflite.enabled and cfg.tflite.converter is TfliteConverter.TENSORFLOW:
-        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf_keras") is None:
+        if not tensorflow_installed():
             raise ConfigError(
                 "tflite.converter=tensorflow needs TensorFlow: pip install 'bert-mobile-kit[tf]' "
                 "(or use tflite.converter=litert-torch)"

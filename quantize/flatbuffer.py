@@ -11,8 +11,6 @@ every model the kit makes is, always fits), so every TFLite bundle has the class
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
@@ -58,13 +56,3 @@ def inline_buffers(model: bytes | bytearray) -> bytes:
     if offset_buffers(inlined):
         raise ConversionError("inlining the TFLite buffers left a buffer outside the flatbuffer")
     return inlined
-
-
-def inline_buffers_file(path: Path) -> Path:
-    """Rewrites ``path`` in place (atomically) with :func:`inline_buffers`; returns ``path``."""
-    from quantize.tflite import write_atomic  # noqa: PLC0415 - quantize.tflite imports this module
-
-    model = path.read_bytes()
-    if offset_buffers(model):
-        write_atomic(inline_buffers(model), path)
-    return path

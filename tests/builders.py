@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from export.preflight import transformers_major
 from runtime.bundle import load_manifest, seal, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,14 +40,6 @@ LABELS = ("negative", "neutral", "positive")
 #: Extras that cannot be installed next to transformers 5: optimum-onnx 0.1.0 pins transformers
 #: 4.57, and transformers 5 removed the TF model classes the TensorFlow converter uses.
 TRANSFORMERS_4_ONLY = ("optimum", "tensorflow", "tf_keras")
-
-
-def transformers_major() -> int:
-    """The installed transformers' major version (0 without transformers)."""
-    try:
-        return int(importlib.metadata.version("transformers").split(".")[0])
-    except importlib.metadata.PackageNotFoundError:
-        return 0
 
 
 def require(module: str, reason: str = "") -> ModuleType:
@@ -792,3 +784,15 @@ sys.meta_path.insert(0, _Block(BLOCKED))
 def blocked_imports_script(blocked: tuple[str, ...], body: str) -> str:
     """Source of a child script that blocks ``blocked`` imports, then runs ``body``."""
     return f"BLOCKED = {blocked!r}\n{BLOCK_IMPORTS}\n{textwrap.dedent(body)}"
+
+
+def force_external_buffers(monkeypatch: Any) -> None:
+    """Makes ai-edge-quantizer write every model with its weights after the flatbuffer (``offset``
+    buffers), the layout it uses above 256 KiB of weights, which tiny test models are below."""
+    from ai_edge_quantizer import model_modifier
+
+    def always_external(self: Any, model: Any) -> Any:  # ModelModifier._serialize_small_model's signature
+        packed = model_modifier._PackedBufferData(model)  # noqa: SLF001 - the quantizer's own large-model path
+        return self._serialize_model(model, packed)
+
+    monkeypatch.setattr(model_modifier.ModelModifier, "_serialize_small_model", always_external)

@@ -11,7 +11,7 @@ from export.__main__ import main
 from export.android import ASSETS_BUNDLE, seal_placeholder_bundle
 from export.classifier import resolve_model_path
 from runtime import load_manifest
-from tests.builders import REPO, tiny_model, tiny_tokenizer
+from tests.builders import REPO, force_external_buffers, tiny_model, tiny_tokenizer
 
 ANDROID_DEMO = REPO / "android_demo"
 
@@ -105,7 +105,6 @@ def test_refuses_a_tflite_file_with_weights_after_the_flatbuffer(
 ) -> None:
     """The layout Android LiteRT 1.4.x has "lacks data" reports about is refused (the kit never
     writes it: tests/quantize/test_flatbuffer.py); the same model with its weights inside installs."""
-    from ai_edge_quantizer import model_modifier
     from ai_edge_quantizer import quantizer as aeq
 
     from export.convert.tflite import convert_tflite
@@ -113,11 +112,7 @@ def test_refuses_a_tflite_file_with_weights_after_the_flatbuffer(
     from quantize.tflite import TfliteQuant, _recipe
     from runtime.backends import open_backend
 
-    def always_external(self, model):  # ai-edge-quantizer's layout for models over 256 KiB
-        packed = model_modifier._PackedBufferData(model)  # noqa: SLF001 - the quantizer's own large-model path
-        return self._serialize_model(model, packed)
-
-    monkeypatch.setattr(model_modifier.ModelModifier, "_serialize_small_model", always_external)
+    force_external_buffers(monkeypatch)
     fp32 = convert_tflite(tiny_model("bert"), tmp_path / "fp32.tflite", lengths=16)
     quantizer = aeq.Quantizer(bytearray(fp32.read_bytes()), _recipe(TfliteQuant.DYNAMIC_INT8))
     external = bytes(quantizer.quantize().quantized_model)

@@ -9,7 +9,7 @@ import pytest
 from quantize.errors import ConversionError
 from quantize.flatbuffer import inline_buffers, offset_buffers
 from quantize.tflite import TfliteQuant, quantize_tflite
-from tests.builders import assert_close, tflite_logits, tiny_model
+from tests.builders import assert_close, force_external_buffers, tflite_logits, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +21,7 @@ def fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def external_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ai-edge-quantizer writes weights after the flatbuffer only above 256 KiB of buffers; the tiny
-    model is below that, so make it use that layout anyway, as it does for any real student."""
-    from ai_edge_quantizer import model_modifier
-
-    def always_external(self, model):  # ModelModifier._serialize_small_model's signature
-        packed = model_modifier._PackedBufferData(model)  # noqa: SLF001 - the quantizer's own large-model path
-        return self._serialize_model(model, packed)
-
-    monkeypatch.setattr(model_modifier.ModelModifier, "_serialize_small_model", always_external)
+    force_external_buffers(monkeypatch)
 
 
 @pytest.mark.slow

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Writes the Gradle wrapper of android_demo (gradlew, gradlew.bat, gradle/wrapper/gradle-wrapper.jar)
-# for the Gradle version pinned in android_demo/gradle/wrapper/gradle-wrapper.properties, so that a
-# clone builds with the usual `./gradlew assembleDebug`. Needs any Gradle >= 8 on PATH (the wrapper
-# it writes then downloads the pinned one). Run it once where Gradle is installed and commit the
-# three files; the kit's own machines have no Gradle, which is why they are not in the repo yet.
+# Rewrites the Gradle wrapper of android_demo (gradlew, gradlew.bat, gradle/wrapper/gradle-wrapper.jar)
+# for the Gradle version pinned in android_demo/gradle/wrapper/gradle-wrapper.properties, after that
+# version is changed (the committed wrapper is Gradle 8.10.2's). Needs any Gradle >= 8 on PATH (the
+# wrapper it writes then downloads the pinned one). Commit the three files and put the new jar's
+# sha256 into tests/android_demo/test_gradle_wrapper.py (WRAPPER_SHA256).
 set -euo pipefail
 cd "$(dirname "$0")/../android_demo"
 properties=gradle/wrapper/gradle-wrapper.properties
@@ -20,4 +20,4 @@ fi
 # --no-daemon / -p .: nothing of this project is built, only the wrapper files are written.
 gradle --no-daemon -q wrapper --gradle-version "$version" --distribution-type bin -p .
 ls -l gradlew gradlew.bat gradle/wrapper/gradle-wrapper.jar
-echo "wrote the Gradle $version wrapper; commit android_demo/gradlew, gradlew.bat and gradle/wrapper/gradle-wrapper.jar"
+echo "wrote the Gradle $version wrapper (jar sha256 $(sha256sum gradle/wrapper/gradle-wrapper.jar | cut -c1-64)); commit android_demo/gradlew, gradlew.bat and gradle/wrapper/gradle-wrapper.jar"

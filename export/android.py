@@ -91,7 +91,7 @@ def install_bundle(bundle: Path, app: Path, max_mb: float) -> tuple[Manifest, in
     _check_tokenizer(bundle / manifest.tokenizer_file, manifest.name, manifest.model_type)
     if manifest.backend == "tflite":
         _check_flatbuffer_layout(bundle / manifest.model_file, manifest.name)
-        _check_float_logits(bundle / manifest.model_file, manifest.name)
+        _check_tflite_io(bundle / manifest.model_file, manifest.name)
         _check_buckets(bundle / manifest.model_file, manifest)
     else:
         _check_onnx_io(bundle / manifest.model_file, manifest.name)
@@ -166,9 +166,10 @@ def _check_flatbuffer_layout(model_file: Path, name: str) -> None:
         )
 
 
-def _check_float_logits(model_file: Path, name: str) -> None:
-    """The app's LiteRtBackend feeds int32 token inputs and reads float32 logits; int8 logits
-    (``int8-full-int8-io``) or other input types it cannot."""
+def _check_tflite_io(model_file: Path, name: str) -> None:
+    """The app's LiteRtBackend feeds int32 token inputs and reads float32 logits, or int8 logits
+    with a scale and zero point (``int8-full-int8-io``), which its QuantizedLogits dequantizes as
+    the runtime does; other input or logit types it cannot."""
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - the optional tflite extra
 
     try:
@@ -184,10 +185,17 @@ def _check_float_logits(model_file: Path, name: str) -> None:
                     "demo app feeds int32 token ids: re-export the bundle with this kit (its TFLite inputs are int32)"
                 )
         for out in runner.get_output_details().values():
-            if out["dtype"] != np.float32:
+            dtype = np.dtype(out["dtype"])
+            scale, zero_point = out.get("quantization", (0.0, 0))
+            if dtype == np.int8 and not (scale > 0 and np.isfinite(scale) and -128 <= zero_point <= 127):
                 raise ExportError(
-                    f"bundle {name!r} returns {np.dtype(out['dtype']).name} logits (signature {key!r}); the demo app "
-                    "reads float32 logits: ship the int8-full bundle (int8 compute, float logits) instead"
+                    f"bundle {name!r} returns int8 logits without a usable scale / zero point ({scale}, {zero_point}; "
+                    f"signature {key!r}); the demo app cannot dequantize them: re-export the bundle with this kit"
+                )
+            if dtype not in (np.float32, np.int8):
+                raise ExportError(
+                    f"bundle {name!r} returns {dtype.name} logits (signature {key!r}); the demo app reads float32 "
+                    "logits or int8 ones with a scale: ship the int8-full bundle (int8 compute, float logits) instead"
                 )
 
 

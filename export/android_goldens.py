@@ -1,7 +1,7 @@
 """The golden files the JVM tests of ``android_demo/core`` compare against, proving the app's
 Java core equals Python: Hugging Face fast-tokenizer encodings of real and hand-picked
-sentences, per-code-point normalizer output, runtime softmax results, and a tiny sealed bundle
-with tampered copies (:func:`write_java_goldens`).
+sentences, per-code-point normalizer output, runtime softmax results, int8-logit dequantization,
+and a tiny sealed bundle with tampered copies (:func:`write_java_goldens`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tokenizers import normalizers
 
 from export.android import PLACEHOLDER_LABELS, seal_placeholder_bundle
 from export.errors import ExportError
+from runtime.backends import dequantize_logits
 from runtime.bundle import MANIFEST_NAME, Manifest
 from runtime.classifier import TextClassifier, _softmax_row  # _softmax_row: the post-processing Java must equal
 from runtime.tokenizer import BundleTokenizer
@@ -74,6 +75,7 @@ class GoldenSummary:
     unicode_code_points: int
     postproc_rows: int
     refused_bundles: int
+    dequantized_values: int
 
 
 def write_java_goldens(
@@ -105,7 +107,8 @@ def write_java_goldens(
     code_points = _write_unicode_golden(out_dir / "unicode_golden.jsonl", toks)
     rows = _write_postproc_golden(out_dir / "postproc_golden.jsonl", seed)
     refused = _write_bundles(out_dir, toks["uncased"], texts, seed)
-    summary = GoldenSummary(len(texts), len(TOKENIZER_CONFIGS), code_points, rows, refused)
+    dequantized = _write_dequantize_golden(out_dir / "dequantize_golden.jsonl", seed)
+    summary = GoldenSummary(len(texts), len(TOKENIZER_CONFIGS), code_points, rows, refused, dequantized)
     (out_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
     return summary
 
@@ -184,6 +187,23 @@ def _write_postproc_golden(path: Path, seed: int) -> int:
             row = {"labels": labels, "logits": [float(x) for x in logits], "probabilities": [float(p) for p in probs]}
             fh.write(json.dumps({**row, "label": labels[int(np.argmax(probs))]}) + "\n")
     return len(rows)
+
+
+def _write_dequantize_golden(path: Path, seed: int) -> int:
+    """Every int8 value under output quantization parameters of the kinds int8 logits get (the
+    runtime's :func:`runtime.backends.dequantize_logits`): small and large scales, zero points at
+    both ends, and random ones; the app's ``QuantizedLogits`` must give the same float32 bits."""
+    rng = np.random.default_rng(seed)
+    every = np.arange(-128, 128, dtype=np.int8)
+    params = [(0.0390625, 0), (0.1, -128), (0.1, 127), (1e-8, 5), (1234.5, -1), (float(np.float32(1 / 3)), 17)]
+    params += [(float(np.float32(rng.uniform(1e-3, 1.0))), int(rng.integers(-128, 128))) for _ in range(10)]
+    with path.open("w", encoding="utf-8") as fh:
+        for scale, zero_point in params:
+            scale = float(np.float32(scale))  # the model stores a float32 scale
+            logits = dequantize_logits(every, scale, zero_point)
+            row = {"scale": scale, "zero_point": zero_point, "values": every.tolist()}
+            fh.write(json.dumps({**row, "logits": [float(x) for x in logits]}) + "\n")
+    return len(params) * len(every)
 
 
 def _write_bundles(out_dir: Path, tokenizer: Any, texts: list[str], seed: int) -> int:

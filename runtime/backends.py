@@ -34,6 +34,12 @@ def bucket_signature(length: int) -> str:
     return f"len_{length}"
 
 
+def dequantize_logits(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """int8 logits of a full-integer model as float32: ``scale * (q - zero_point)``, computed in
+    float32 (the Android app's ``QuantizedLogits`` does the same arithmetic and must equal this)."""
+    return (np.asarray(values).astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
 class Backend(Protocol):
     """A loaded model that maps named int64 arrays to float32 logits.
 
@@ -191,8 +197,7 @@ class TfliteBackend:
                 chunk = {k: _pad_rows(v[start : start + step], step) for k, v in arrays.items()}
                 out = next(iter(sig.runner(**chunk).values()))
                 if sig.dequantize is not None:
-                    scale, zero_point = sig.dequantize
-                    logits = (out.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+                    logits = dequantize_logits(out, *sig.dequantize)
                 else:
                     logits = np.array(out, dtype=np.float32)
                 chunks.append(logits[: min(step, rows - start)])

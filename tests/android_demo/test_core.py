@@ -113,6 +113,7 @@ def test_java_core_matches_python(goldens: Path, java_toolchain: Path, tmp_path:
     assert "unicode parity: 1112064 code points x 3 normalizer configurations" in out
     assert re.search(r"post-processing parity: \d+ logit rows, max \|dp\| \S+ \(atol 1e-06\), 0 failures", out)
     assert re.search(r"bucket parity: \d{4,} texts, buckets \[8, 16\], 0 mismatches", out), out
+    assert re.search(r"dequantize parity: 256 int8 values x 1\d \(scale, zero point\) pairs, 0 mismatches", out), out
     assert out.count("refused bundle-") == 5
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from export.__main__ import main
@@ -145,3 +146,54 @@ def test_real_bundles_pass_every_install_check(
     bundle = shared_bundle(tmp_path_factory, kind).path
     assert main(["android", "--bundle", str(bundle), "--app", str(app)]) == 0, capsys.readouterr().err
     assert load_manifest(app / ASSETS_BUNDLE).backend == ("tflite" if kind == "tflite" else "onnx")
+
+
+class _FakeRunner:
+    def __init__(self, out: dict) -> None:
+        self._out = out
+
+    def get_input_details(self) -> dict:
+        return {"input_ids": {"dtype": np.int32}}
+
+    def get_output_details(self) -> dict:
+        return {"logits": self._out}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "quantization", "refused"),
+    [
+        ("float32", (0.0, 0), None),
+        ("int8", (0.0625, -3), None),  # int8-full-int8-io: QuantizedLogits dequantizes it on the phone
+        ("int8", (0.0, 0), "without a usable scale / zero point (0.0, 0"),
+        ("int8", (0.1, 200), "without a usable scale / zero point (0.1, 200"),
+        ("uint8", (0.1, 0), "returns uint8 logits"),
+        ("int16", (0.1, 0), "returns int16 logits"),
+    ],
+)
+def test_logit_types_the_app_cannot_read_are_refused_with_the_fix(
+    dtype: str, quantization: tuple, refused: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_edge_litert import interpreter as litert
+
+    from export.android import _check_tflite_io
+    from export.errors import ExportError
+
+    out = {"dtype": np.dtype(dtype).type, "quantization": quantization}
+
+    class FakeInterpreter:
+        def __init__(self, model_path: str) -> None:
+            pass
+
+        def get_signature_list(self) -> dict:
+            return {"len_16": {}}
+
+        def get_signature_runner(self, key: str) -> _FakeRunner:
+            return _FakeRunner(out)
+
+    monkeypatch.setattr(litert, "Interpreter", FakeInterpreter)
+    if refused is None:
+        _check_tflite_io(tmp_path / "m.tflite", "b")
+        return
+    with pytest.raises(ExportError, match="re-export|int8-full") as info:
+        _check_tflite_io(tmp_path / "m.tflite", "b")
+    assert refused in str(info.value), str(info.value)

@@ -223,15 +223,18 @@ def test_calibrated_modes_need_calibration_texts(tokenizer, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -> None:
-    """The demo app reads float32 logits: an int8-logits bundle is refused with the fix, an
-    int8-full (float logits) bundle is installed."""
+def test_android_export_takes_int8_logits_with_their_scale(calibrated_export, tmp_path: Path) -> None:
+    """The demo app dequantizes int8 logits with the model's scale and zero point (QuantizedLogits,
+    JVM-tested bit for bit against runtime.backends.dequantize_logits): the int8-logits bundle
+    installs like the float-logits one, and its golden logits (what the phone's self-test compares
+    with) are exactly the model's raw int8 outputs put through that formula."""
     import dataclasses
     import shutil
 
     from export.android import install_bundle
-    from export.convert.bundle import make_bundle
-    from export.errors import ExportError
+    from export.convert.bundle import finish_bundle, golden_examples, make_bundle
+    from runtime import load_manifest
+    from runtime.backends import dequantize_logits
 
     clf, artifacts = calibrated_export
     clf.tokenizer.save_pretrained(tmp_path / "tok")
@@ -239,16 +242,36 @@ def test_android_export_refuses_int8_logits(calibrated_export, tmp_path: Path) -
     app = tmp_path / "app_root"
     kotlin = REPO / "android_demo" / "app" / "src" / "main"
     shutil.copytree(kotlin / "java", app / "app" / "src" / "main" / "java")
-    for precision, ok in (("int8-full-int8-io", False), ("int8-full", True)):
+    texts = _texts(6, 11)
+    for precision in ("int8-full-int8-io", "int8-full"):
         copy = tmp_path / f"{precision}.tflite"
         shutil.copyfile(artifacts[precision].path, copy)
         bundle = tmp_path / "bundles" / precision
         make_bundle(dataclasses.replace(artifacts[precision], path=copy), clf, bundle, 32)
-        if ok:
-            install_bundle(bundle, app, max_mb=100)
-        else:
-            with pytest.raises(ExportError, match="returns int8 logits.*int8-full bundle"):
-                install_bundle(bundle, app, max_mb=100)
+        logits = _backend_logits(artifacts[precision].path, clf, texts)
+        labels = load_manifest(bundle).labels
+        finish_bundle(bundle, {}, golden_examples(texts, logits, clf.tokenizer, labels, 32))
+        manifest, _, _ = install_bundle(bundle, app, max_mb=100)
+        assert manifest.precision == precision and len(manifest.golden) == len(texts)
+    manifest, _, installed = install_bundle(tmp_path / "bundles" / "int8-full-int8-io", app, max_mb=100)
+    interpreter = Interpreter(model_path=str(installed / manifest.model_file))
+    worst, lengths = 0.0, set()
+    for golden in manifest.golden:
+        n = len(golden["input_ids"])
+        bucket = 16 if n <= 16 else 32
+        lengths.add(bucket)
+        runner = interpreter.get_signature_runner(f"len_{bucket}")
+        (detail,) = runner.get_output_details().values()
+        scale, zero_point = detail["quantization"]
+        ids = np.full((1, bucket), clf.tokenizer.pad_token_id, np.int32)
+        ids[0, :n] = golden["input_ids"]
+        mask = (np.arange(bucket) < n).astype(np.int32)[None]
+        raw = next(iter(runner(input_ids=ids, attention_mask=mask).values()))
+        assert raw.dtype == np.int8 and scale > 0, (raw.dtype, scale)
+        delta = np.abs(dequantize_logits(raw[0], scale, zero_point) - np.float32(golden["logits"]))
+        worst = max(worst, float(delta.max()))
+    assert worst == 0.0, f"golden logits differ from the dequantized raw int8 outputs by max |Δ| {worst}"
+    assert lengths, "no golden example ran"
 
 
 @pytest.mark.slow

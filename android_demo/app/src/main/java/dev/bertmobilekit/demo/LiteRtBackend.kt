@@ -4,22 +4,26 @@ import dev.bertmobilekit.core.Backend
 import dev.bertmobilekit.core.Bundle
 import dev.bertmobilekit.core.BundleException
 import dev.bertmobilekit.core.Manifest
+import dev.bertmobilekit.core.QuantizedLogits
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Interpreter
 import java.nio.ByteBuffer
+import java.nio.ByteOrder
 
 /**
  * The bundle's .tflite model on LiteRT (CPU, XNNPACK, [threads] threads), fed by name through a
  * signature runner, created from the memory-mapped model (no copy on the Java heap). A bucketed model has one signature `len_<n>` per sequence length; any other
  * has `serving_default` or a single signature. Checked against the manifest once: the model's
  * lengths are the manifest's buckets (or fixed_length), every input is int32 [1, n], the one
- * output is float32 [1, labels].
+ * output is float32 [1, labels], or int8 [1, labels] with the model's scale and zero point
+ * (`int8-full-int8-io`), which the core's QuantizedLogits turns into floats as the Python runtime does.
  */
 class LiteRtBackend(bundle: Bundle, model: ByteBuffer, threads: Int) : Backend {
     private val interpreter: Interpreter
     private val signatures: Map<Int, String> // sequence length -> signature key
     private val inputs: List<String>
     private val outputs: Map<String, String> // signature key -> its only output
+    private val quantized = mutableMapOf<String, QuantizedLogits>() // signature key -> int8 logits' parameters
     private val numLabels = bundle.manifest.labels.size
 
     init {
@@ -78,11 +82,16 @@ class LiteRtBackend(bundle: Bundle, model: ByteBuffer, threads: Int) : Backend {
                 throw BundleException("$file signature '$key' must have exactly one output (the logits)")
             }
             val output = interpreter.getOutputTensorFromSignature(outputName, key)
-            if (output.dataType() != DataType.FLOAT32 || output.shape().toList() != listOf(1, numLabels)) {
+            val type = output.dataType()
+            if ((type != DataType.FLOAT32 && type != DataType.INT8) || output.shape().toList() != listOf(1, numLabels)) {
                 throw BundleException(
-                    "$file signature '$key' output is ${output.dataType()} ${output.shape().toList()}, but the " +
-                        "manifest has $numLabels labels; re-export the bundle",
+                    "$file signature '$key' output is $type ${output.shape().toList()}; expected float32 or int8 " +
+                        "[1, $numLabels] (the manifest has $numLabels labels); re-export the bundle",
                 )
+            }
+            if (type == DataType.INT8) {
+                val params = output.quantizationParams()
+                quantized[key] = QuantizedLogits(params.scale, params.zeroPoint) // refuses a missing scale
             }
         }
     }
@@ -93,6 +102,12 @@ class LiteRtBackend(bundle: Bundle, model: ByteBuffer, threads: Int) : Backend {
         val key = signatures[sequenceLength]
             ?: throw IllegalArgumentException("the model takes ${signatures.keys} tokens, not $sequenceLength")
         val feeds: Map<String, Any> = inputs.mapValues { (_, values) -> arrayOf(values) } // shape [1, sequenceLength]
+        val int8 = quantized[key]
+        if (int8 != null) {
+            val raw = ByteBuffer.allocateDirect(numLabels).order(ByteOrder.nativeOrder())
+            interpreter.runSignature(feeds, mapOf<String, Any>(outputs.getValue(key) to raw), key)
+            return int8.dequantize(raw, numLabels)
+        }
         val logits = arrayOf(FloatArray(numLabels))
         interpreter.runSignature(feeds, mapOf<String, Any>(outputs.getValue(key) to logits), key)
         return logits[0]

@@ -25,6 +25,11 @@ if [ ! -f "$JUNIT" ] || ! command -v javac >/dev/null 2>&1; then
              "install them by hand: the Java core test fails under CI=true and is skipped otherwise" >&2
     fi
 fi
+# tests/android_demo/test_kotlin_app.py type-checks the app's Kotlin with a Kotlin compiler taken from
+# PyPI (kotlin-jupyter-kernel's jars, ~80 MB, cached in ~/.cache/bert-mobile-kit); fails under CI=true
+# when it could not be fetched.
+KIT_KOTLIN_HOME=$(bash scripts/kotlin_compiler.sh) && export KIT_KOTLIN_HOME \
+    || echo "scripts/test.sh: could not fetch the Kotlin compiler (scripts/kotlin_compiler.sh)" >&2
 echo "== pytest (transformers 4.57: .venv, the whole suite)"
 status=0
 .venv/bin/python -m pytest -q "$@" || status=$?

@@ -1,0 +1,7 @@
+package android.os;
+
+public class Bundle {
+    public Bundle() {}
+
+    public void putString(String key, String value) { throw new UnsupportedOperationException("stub"); }
+}

@@ -195,15 +195,15 @@ class TfliteBackend:
         with self._lock:
             for start in range(0, rows, step):
                 chunk = {k: _pad_rows(v[start : start + step], step) for k, v in arrays.items()}
-                out = next(iter(sig.runner(**chunk).values()))
+                out = next(iter(sig.runner(**chunk).values()))  # a fresh array: get_tensor copies
                 if sig.dequantize is not None:
                     logits = dequantize_logits(out, *sig.dequantize)
                 else:
-                    logits = np.array(out, dtype=np.float32)
+                    logits = np.asarray(out, dtype=np.float32)
                 chunks.append(logits[: min(step, rows - start)])
         if not chunks:
             return np.zeros((0, self._num_labels), dtype=np.float32)
-        return np.concatenate(chunks, axis=0)
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
 
 
 class _Signature:

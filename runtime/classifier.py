@@ -287,9 +287,17 @@ class TextClassifier:
         items = _check_texts(texts)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-        if self._one_per_call:
-            batch_size = 1
         num_labels = len(self.manifest.labels)
+        if len(items) == 1 or self._one_per_call:
+            # One text per call (a phone's way; and every ONNX int8 bundle's, batch invariance):
+            # one tokenizer call padded straight to the text's bucket, one array build.
+            rows, cut = [], []
+            for text in items:
+                one = self._tokenizer.encode_one(text, self._buckets)
+                feeds = {n: getattr(one, n) for n in self._feed_names}
+                rows.append(self._timed_backend(feeds, 1, num_labels, model_time))
+                cut.append(one.truncated[0])
+            return (rows[0] if len(rows) == 1 else np.concatenate(rows, axis=0)), cut
         chunks: list[np.ndarray] = []
         truncated: list[bool] = []
         pad_to = self._buckets[-1] if self._buckets else None

@@ -5,20 +5,28 @@ wraps, so normalisation, pre-tokenisation, WordPiece/BPE and the post-processor 
 [SEP]`` or ``<s> … </s>``) come from the file itself. This module adds only what
 ``AutoTokenizer`` adds on top: right-side ``longest_first`` truncation at ``max_length`` and
 right-side padding with attention mask 0 and token type 0.
+
+One text at a time (how a phone classifies), a BERT WordPiece tokenizer takes a fast path on
+plain ASCII text (:class:`AsciiWordPiece`): the same ids from the same ``tokenizer.json``, without
+the Rust pipeline's per-call cost, which right after a model has run (cold caches) was most of
+the runtime's own time per text (issue 20). Anything else goes through ``tokenizers``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer  # type: ignore[import-untyped]  # ships no type stubs
 
 from runtime.errors import BundleError, InputError
 
-__all__ = ["BundleTokenizer", "Encoded"]
+__all__ = ["AsciiWordPiece", "BundleTokenizer", "Encoded"]
 
 _PAD_TOKENS = ("[PAD]", "<pad>")
 
@@ -80,6 +88,7 @@ class BundleTokenizer:
         except Exception as exc:
             raise BundleError(f"cannot truncate {path} at max_length={max_length}: {exc}") from exc
         self._tokenizer = tokenizer
+        self.fast: AsciiWordPiece | None = AsciiWordPiece.from_file(path, max_length)
 
     @property
     def vocab_size(self) -> int:
@@ -100,6 +109,10 @@ class BundleTokenizer:
         Raises:
             InputError: ``pad_to`` is shorter than a tokenized row.
         """
+        if len(texts) == 1 and self.fast is not None:
+            fast = self.fast.encode(texts[0])
+            if fast is not None:
+                return self._single(*fast, pad_to=pad_to)
         try:
             # A single text skips encode_batch's thread-pool hand-off (most of its cost at batch 1).
             encodings = (
@@ -133,6 +146,200 @@ class BundleTokenizer:
             token_type_ids[row, :n] = enc.type_ids
         truncated = tuple(bool(enc.overflowing) for enc in encodings)
         return Encoded(input_ids, attention_mask, token_type_ids, truncated)
+
+    def encode_one(self, text: str, lengths: Sequence[int]) -> Encoded:
+        """Tokenizes one text, padded to the smallest of ``lengths`` that holds it (``lengths``
+        ascending; empty: unpadded). The single-text path of the runtime: one array build, the
+        fast path when the text allows it.
+
+        Raises:
+            InputError: The text is longer than every length.
+        """
+        fast = self.fast.encode(text) if self.fast is not None else None
+        if fast is None:
+            try:
+                enc = self._tokenizer.encode(text)
+            except Exception as exc:  # e.g. max_length shorter than the special tokens
+                raise InputError(f"tokenization failed: {exc}") from exc
+            if any(enc.type_ids):  # a template with non-zero single-text type ids: the general path
+                longest = max(lengths) if lengths else None
+                return self.encode([text], pad_to=longest)
+            fast = (enc.ids, bool(enc.overflowing))
+        n = len(fast[0])
+        width = next((length for length in lengths if length >= n), lengths[-1]) if lengths else None
+        return self._single(*fast, pad_to=width)
+
+    def _single(self, ids: list[int], truncated: bool, *, pad_to: int | None) -> Encoded:
+        n = len(ids)
+        width = n if pad_to is None else pad_to
+        if width < n:
+            raise InputError(
+                f"pad_to={pad_to} is shorter than the longest row ({n} tokens); "
+                f"use pad_to >= max_length ({self.max_length})"
+            )
+        input_ids = np.full((1, width), self.pad_id, dtype=np.int64)
+        input_ids[0, :n] = ids
+        attention_mask = np.zeros((1, width), dtype=np.int64)
+        attention_mask[0, :n] = 1
+        token_type_ids = np.full((1, width), self.pad_type_id, dtype=np.int64)
+        token_type_ids[0, :n] = 0  # AsciiWordPiece takes only templates whose single-text type ids are 0
+        return Encoded(input_ids, attention_mask, token_type_ids, (truncated,))
+
+
+class AsciiWordPiece:
+    """BERT WordPiece tokenization of one plain-ASCII text, equal to ``tokenizers`` for the
+    ``tokenizer.json`` it was built from (tests/runtime/test_fast_tokenizer.py checks every SST-2
+    row and fuzzed ASCII against it).
+
+    Built only for the shape BERT-family WordPiece files have: ``BertNormalizer``,
+    ``BertPreTokenizer``, a ``WordPiece`` model, a ``[CLS] $A [SEP]`` post-processor with type id 0,
+    and added tokens matched on the raw text (not normalized, no strip / single-word rules);
+    :meth:`from_file` returns ``None`` for anything else. On such text the pipeline reduces to:
+    lowercase (if the normalizer does), split into runs of letters and digits and single
+    punctuation characters (every printable ASCII character that is neither is punctuation to
+    BERT), greedy longest-match WordPiece per word (memoized), ``[CLS]`` … ``[SEP]``, right
+    truncation. :meth:`encode` returns ``None`` (use ``tokenizers``) for text with a non-ASCII or
+    control character other than tab / newline / carriage return, or containing an added token.
+    """
+
+    _UNSAFE = re.compile(r"[^\x20-\x7e\t\n\r]")
+    _WORDS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9\s]")
+    _CACHE_LIMIT = 100_000
+
+    def __init__(
+        self,
+        vocab: Mapping[str, int],
+        *,
+        unk: str,
+        prefix: str,
+        max_chars: int,
+        lowercase: bool,
+        cls_id: int,
+        sep_id: int,
+        added: Sequence[str],
+        max_length: int,
+    ) -> None:
+        self._vocab = dict(vocab)
+        self._unk = [self._vocab[unk]]
+        self._prefix = prefix
+        self._max_chars = max_chars
+        self._lowercase = lowercase
+        self._cls, self._sep = cls_id, sep_id
+        self._added = tuple(added)
+        self._room = max_length - 2
+        self._cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def from_file(cls, path: Path, max_length: int) -> AsciiWordPiece | None:
+        """The fast path for ``path`` (a ``tokenizer.json``), or ``None`` if its pipeline is not
+        exactly the BERT WordPiece one described above."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return cls.from_json(data, max_length)
+
+    @classmethod
+    def from_json(cls, data: Any, max_length: int) -> AsciiWordPiece | None:
+        """As :meth:`from_file`, from the parsed JSON."""
+        if not isinstance(data, dict) or max_length < 3:
+            return None
+        normalizer, pre, model = data.get("normalizer"), data.get("pre_tokenizer"), data.get("model")
+        if not (
+            isinstance(normalizer, dict)
+            and normalizer.get("type") == "BertNormalizer"
+            and isinstance(pre, dict)
+            and pre.get("type") == "BertPreTokenizer"
+            and isinstance(model, dict)
+            and model.get("type") == "WordPiece"
+            and isinstance(model.get("vocab"), dict)
+            and model.get("unk_token") in model["vocab"]
+        ):
+            return None
+        special = _cls_sep(data.get("post_processor"))
+        added = data.get("added_tokens") or []
+        plain = all(
+            isinstance(t, dict)
+            and not t.get("normalized", True)
+            and not (t.get("lstrip") or t.get("rstrip") or t.get("single_word"))
+            and isinstance(t.get("content"), str)
+            and t["content"]
+            for t in added
+        )
+        if special is None or not plain:
+            return None
+        return cls(
+            model["vocab"],
+            unk=model["unk_token"],
+            prefix=str(model.get("continuing_subword_prefix", "##")),
+            max_chars=int(model.get("max_input_chars_per_word", 100)),
+            lowercase=bool(normalizer.get("lowercase", True)),
+            cls_id=special[0],
+            sep_id=special[1],
+            added=[t["content"] for t in added],
+            max_length=max_length,
+        )
+
+    def encode(self, text: str) -> tuple[list[int], bool] | None:
+        """``([CLS] ids [SEP], truncated)``, or ``None`` when the text needs ``tokenizers``."""
+        if not text.isascii() or self._UNSAFE.search(text) or any(t in text for t in self._added):
+            return None
+        if self._lowercase:
+            text = text.lower()
+        pieces: list[int] = []
+        cache = self._cache
+        for word in self._WORDS.findall(text):
+            ids = cache.get(word)
+            if ids is None:
+                ids = self._wordpiece(word)
+                if len(cache) < self._CACHE_LIMIT:
+                    cache[word] = ids
+            pieces.extend(ids)
+        truncated = len(pieces) > self._room
+        return [self._cls, *pieces[: self._room], self._sep], truncated
+
+    def _wordpiece(self, word: str) -> list[int]:
+        if len(word) > self._max_chars:
+            return self._unk
+        ids, start, vocab = [], 0, self._vocab
+        while start < len(word):
+            end = len(word)
+            while end > start:
+                piece = word[start:end] if start == 0 else self._prefix + word[start:end]
+                found = vocab.get(piece)
+                if found is not None:
+                    ids.append(found)
+                    break
+                end -= 1
+            else:
+                return self._unk
+            start = end
+        return ids
+
+
+def _cls_sep(post: Any) -> tuple[int, int] | None:
+    """``(cls_id, sep_id)`` of a single-text ``[CLS] $A [SEP]`` post-processor with type id 0."""
+    if not isinstance(post, dict):
+        return None
+    if post.get("type") == "BertProcessing":
+        try:
+            return int(post["cls"][1]), int(post["sep"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    if post.get("type") != "TemplateProcessing":
+        return None
+    single, specials = post.get("single"), post.get("special_tokens")
+    if not (isinstance(single, list) and len(single) == 3 and isinstance(specials, dict)):
+        return None
+    try:
+        first, middle, last = single[0]["SpecialToken"], single[1]["Sequence"], single[2]["SpecialToken"]
+        if middle["id"] != "A" or {first["type_id"], middle["type_id"], last["type_id"]} != {0}:
+            return None
+        (cls_id,) = specials[first["id"]]["ids"]
+        (sep_id,) = specials[last["id"]]["ids"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return int(cls_id), int(sep_id)
 
 
 def _padding_ids(tokenizer: Tokenizer, path: Path) -> tuple[int, int]:

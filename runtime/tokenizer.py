@@ -162,12 +162,9 @@ class BundleTokenizer:
             except Exception as exc:  # e.g. max_length shorter than the special tokens
                 raise InputError(f"tokenization failed: {exc}") from exc
             if any(enc.type_ids):  # a template with non-zero single-text type ids: the general path
-                longest = max(lengths) if lengths else None
-                return self.encode([text], pad_to=longest)
+                return self.encode([text], pad_to=_bucket(len(enc.ids), lengths))
             fast = (enc.ids, bool(enc.overflowing))
-        n = len(fast[0])
-        width = next((length for length in lengths if length >= n), lengths[-1]) if lengths else None
-        return self._single(*fast, pad_to=width)
+        return self._single(*fast, pad_to=_bucket(len(fast[0]), lengths))
 
     def _single(self, ids: list[int], truncated: bool, *, pad_to: int | None) -> Encoded:
         n = len(ids)
@@ -315,6 +312,12 @@ class AsciiWordPiece:
                 return self._unk
             start = end
         return ids
+
+
+def _bucket(n: int, lengths: Sequence[int]) -> int | None:
+    """The smallest of ``lengths`` that holds ``n`` tokens (the largest if none does: padding then
+    reports the overflow); ``None`` (unpadded) when there are no lengths."""
+    return next((length for length in lengths if length >= n), lengths[-1]) if lengths else None
 
 
 def _cls_sep(post: Any) -> tuple[int, int] | None:

@@ -128,3 +128,20 @@ def test_bundle_tokenizer_single_text_arrays_equal_the_batch_path() -> None:
                 got, want = getattr(a, name), getattr(b, name)
                 assert got.dtype == want.dtype and np.array_equal(got, want), (text, pad_to, name, got, want)
             assert a.truncated == b.truncated, (text, a.truncated, b.truncated)
+
+
+def test_encode_one_pads_to_the_smallest_bucket_that_holds_the_text() -> None:
+    from runtime.errors import InputError
+
+    ours = BundleTokenizer(MINILM, 64)
+    for text, lengths, width in (("a fine film", (8, 16, 64), 8), ("word " * 10, (8, 16, 64), 16), ("x", (), 3)):
+        for fast in (ours.fast, None):  # the ASCII fast path and tokenizers give the same arrays
+            tok = BundleTokenizer(MINILM, 64)
+            tok.fast = fast
+            enc = tok.encode_one(text, lengths)
+            assert enc.input_ids.shape == (1, width), (text, lengths, enc.input_ids.shape)
+            n = int(enc.attention_mask.sum())
+            assert enc.input_ids[0, :n].tolist() == reference(MINILM, 64).encode(text).ids
+            assert (enc.input_ids[0, n:] == tok.pad_id).all() and not enc.token_type_ids.any()
+    with pytest.raises(InputError, match="shorter than the longest row"):
+        ours.encode_one("word " * 10, (4,))

@@ -109,25 +109,12 @@ class BundleTokenizer:
         Raises:
             InputError: ``pad_to`` is shorter than a tokenized row.
         """
-        if len(texts) == 1 and self.fast is not None:
-            fast = self.fast.encode(texts[0])
-            if fast is not None:
-                return self._single(*fast, pad_to=pad_to)
+        if len(texts) == 1:  # one text: the single-text path (the fast path when it applies)
+            return self.encode_one(texts[0], () if pad_to is None else (pad_to,))
         try:
-            # A single text skips encode_batch's thread-pool hand-off (most of its cost at batch 1).
-            encodings = (
-                [self._tokenizer.encode(texts[0])] if len(texts) == 1 else self._tokenizer.encode_batch(list(texts))
-            )
+            encodings = self._tokenizer.encode_batch(list(texts))
         except Exception as exc:  # e.g. max_length shorter than the special tokens
             raise InputError(f"tokenization failed: {exc}") from exc
-        if len(encodings) == 1 and pad_to is None:  # one text, unpadded: the arrays as they come
-            enc = encodings[0]
-            return Encoded(
-                np.asarray([enc.ids], dtype=np.int64),
-                np.asarray([enc.attention_mask], dtype=np.int64),
-                np.asarray([enc.type_ids], dtype=np.int64),
-                (bool(enc.overflowing),),
-            )
         longest = max((len(e.ids) for e in encodings), default=0)
         width = longest if pad_to is None else pad_to
         if width < longest:
@@ -156,22 +143,21 @@ class BundleTokenizer:
             InputError: The text is longer than every length.
         """
         fast = self.fast.encode(text) if self.fast is not None else None
-        if fast is None:
+        if fast is not None:
+            ids, truncated = fast
+            type_ids: Sequence[int] = ()  # AsciiWordPiece takes only templates whose type ids are 0
+        else:
             try:
+                # One text: encode, not encode_batch (its thread-pool hand-off is most of its cost at batch 1).
                 enc = self._tokenizer.encode(text)
             except Exception as exc:  # e.g. max_length shorter than the special tokens
                 raise InputError(f"tokenization failed: {exc}") from exc
-            if any(enc.type_ids):  # a template with non-zero single-text type ids: the general path
-                return self.encode([text], pad_to=_bucket(len(enc.ids), lengths))
-            fast = (enc.ids, bool(enc.overflowing))
-        return self._single(*fast, pad_to=_bucket(len(fast[0]), lengths))
-
-    def _single(self, ids: list[int], truncated: bool, *, pad_to: int | None) -> Encoded:
+            ids, truncated, type_ids = enc.ids, bool(enc.overflowing), enc.type_ids
         n = len(ids)
-        width = n if pad_to is None else pad_to
+        width = next((length for length in lengths if length >= n), lengths[-1]) if lengths else n
         if width < n:
             raise InputError(
-                f"pad_to={pad_to} is shorter than the longest row ({n} tokens); "
+                f"pad_to={width} is shorter than the longest row ({n} tokens); "
                 f"use pad_to >= max_length ({self.max_length})"
             )
         input_ids = np.full((1, width), self.pad_id, dtype=np.int64)
@@ -179,7 +165,7 @@ class BundleTokenizer:
         attention_mask = np.zeros((1, width), dtype=np.int64)
         attention_mask[0, :n] = 1
         token_type_ids = np.full((1, width), self.pad_type_id, dtype=np.int64)
-        token_type_ids[0, :n] = 0  # AsciiWordPiece takes only templates whose single-text type ids are 0
+        token_type_ids[0, :n] = type_ids or 0
         return Encoded(input_ids, attention_mask, token_type_ids, (truncated,))
 
 
@@ -312,12 +298,6 @@ class AsciiWordPiece:
                 return self._unk
             start = end
         return ids
-
-
-def _bucket(n: int, lengths: Sequence[int]) -> int | None:
-    """The smallest of ``lengths`` that holds ``n`` tokens (the largest if none does: padding then
-    reports the overflow); ``None`` (unpadded) when there are no lengths."""
-    return next((length for length in lengths if length >= n), lengths[-1]) if lengths else None
 
 
 def _cls_sep(post: Any) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -57,6 +57,19 @@ def require(module: str, reason: str = "") -> ModuleType:
         except ImportError as exc:
             pytest.fail(f"CI is set but {module} cannot be imported ({exc}); pip install -e '.[dev]'")
     return pytest.importorskip(module, reason=reason or None)
+
+
+def unavailable(what: str, fix: str) -> NoReturn:
+    """A test's outside tool or file is missing: under CI the test fails, elsewhere it skips;
+    ``what`` names what is missing, ``fix`` how to get it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {what} is missing; {fix}")
+    pytest.skip(f"{what} not found; {fix}")
+
+
+def missing_tools(*tools: str) -> list[str]:
+    """The command-line tools of ``tools`` not on PATH."""
+    return [tool for tool in tools if shutil.which(tool) is None]
 
 
 def assert_close(actual: object, expected: object, atol: float, what: str = "") -> float:

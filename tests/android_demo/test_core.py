@@ -16,7 +16,7 @@ from export.android_goldens import write_java_goldens
 from export.classifier import resolve_model_path
 from runtime import load_manifest
 from runtime.errors import BundleError
-from tests.builders import REPO
+from tests.builders import REPO, missing_tools, unavailable
 
 CORE = REPO / "android_demo" / "core"
 JUNIT_JAR = Path("/usr/share/java/junit-platform-console-standalone.jar")
@@ -33,13 +33,11 @@ def goldens(tmp_path_factory: pytest.TempPathFactory, sst2_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def java_toolchain() -> Path:
     """The JUnit console launcher; under CI its absence fails instead of skipping."""
-    missing = [tool for tool in ("javac", "java") if shutil.which(tool) is None]
+    missing = missing_tools("javac", "java")
     if JUNIT_JAR.is_file() and not missing:
         return JUNIT_JAR
     what = f"{', '.join(missing)} (JDK 17)" if missing else str(JUNIT_JAR)
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {what} is missing; scripts/test.sh installs junit5 with apt-get")
-    pytest.skip(f"{what} not found; install with: apt-get install -y junit5 openjdk-17-jdk-headless")
+    return unavailable(what, "apt-get install -y junit5 openjdk-17-jdk-headless (scripts/test.sh does)")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import REPO
+from tests.builders import REPO, missing_tools, unavailable
 
 APP = REPO / "android_demo"
 PROPERTIES = APP / "gradle" / "wrapper" / "gradle-wrapper.properties"
@@ -67,11 +67,9 @@ def test_pinned_versions_lie_inside_the_documented_ranges() -> None:
 
 
 def test_wrapper_fetches_unpacks_and_starts_the_pinned_distribution(tmp_path: Path) -> None:
-    missing = [tool for tool in ("javac", "jar", "java", "sh") if shutil.which(tool) is None]
+    missing = missing_tools("javac", "jar", "java", "sh")
     if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {missing} is missing (JDK 17)")
-        pytest.skip(f"{missing} not found (JDK 17)")
+        unavailable(f"{', '.join(missing)} (JDK 17)", "apt-get install -y openjdk-17-jdk-headless")
     version = pinned_gradle()
     # A stand-in distribution: gradle-<v>/lib/gradle-launcher-<v>.jar whose GradleMain echoes its args.
     source = tmp_path / "src" / "org" / "gradle" / "launcher" / "GradleMain.java"

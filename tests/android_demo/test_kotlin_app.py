@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import REPO
+from tests.builders import REPO, missing_tools, unavailable
 
 APP = REPO / "android_demo" / "app"
 STUBS = Path(__file__).parent / "api_stubs"
@@ -31,13 +31,11 @@ def kotlin_jars() -> tuple[Path, Path]:
     )
     compilers = sorted(Path(home).glob("jars/kotlin-jupyter-kernel-*-all.jar"))
     stdlibs = sorted(Path(home).glob("jars/kotlin-stdlib-*.jar"))
-    missing = [tool for tool in ("javac", "java") if shutil.which(tool) is None]
+    missing = missing_tools("javac", "java")
     if compilers and stdlibs and not missing:
         return compilers[-1], stdlibs[-1]
-    what = f"{missing} (JDK 17)" if missing else f"no Kotlin compiler in {home}"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {what}; scripts/test.sh runs scripts/kotlin_compiler.sh first")
-    pytest.skip(f"{what}: run `bash scripts/kotlin_compiler.sh` (downloads it from PyPI, ~80 MB)")
+    what = f"{', '.join(missing)} (JDK 17)" if missing else f"a Kotlin compiler in {home}"
+    return unavailable(what, "run `bash scripts/kotlin_compiler.sh` (from PyPI, ~80 MB; scripts/test.sh does)")
 
 
 def generated_r(res: Path) -> str:

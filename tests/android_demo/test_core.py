@@ -4,9 +4,7 @@ and run with Debian's JUnit 5 console launcher against goldens written here by P
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

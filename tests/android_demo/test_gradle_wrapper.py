@@ -18,7 +18,6 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-import pytest
 
 from tests.builders import REPO, missing_tools, unavailable
 

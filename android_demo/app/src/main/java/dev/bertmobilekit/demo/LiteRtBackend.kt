@@ -25,6 +25,7 @@ class LiteRtBackend(bundle: Bundle, model: ByteBuffer, threads: Int) : Backend {
     private val outputs: Map<String, String> // signature key -> its only output
     private val quantized = mutableMapOf<String, QuantizedLogits>() // signature key -> int8 logits' parameters
     private val numLabels = bundle.manifest.labels.size
+    private val int8Logits = ByteBuffer.allocateDirect(numLabels).order(ByteOrder.nativeOrder()) // int8 models' output
 
     init {
         val manifest = bundle.manifest
@@ -104,9 +105,9 @@ class LiteRtBackend(bundle: Bundle, model: ByteBuffer, threads: Int) : Backend {
         val feeds: Map<String, Any> = inputs.mapValues { (_, values) -> arrayOf(values) } // shape [1, sequenceLength]
         val int8 = quantized[key]
         if (int8 != null) {
-            val raw = ByteBuffer.allocateDirect(numLabels).order(ByteOrder.nativeOrder())
-            interpreter.runSignature(feeds, mapOf<String, Any>(outputs.getValue(key) to raw), key)
-            return int8.dequantize(raw, numLabels)
+            int8Logits.rewind() // reused across calls (the interpreter is not thread-safe anyway); LiteRT writes from 0
+            interpreter.runSignature(feeds, mapOf<String, Any>(outputs.getValue(key) to int8Logits), key)
+            return int8.dequantize(int8Logits, numLabels)
         }
         val logits = arrayOf(FloatArray(numLabels))
         interpreter.runSignature(feeds, mapOf<String, Any>(outputs.getValue(key) to logits), key)

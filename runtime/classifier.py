@@ -126,6 +126,10 @@ class TextClassifier:
         # is dropped rather than fed by position.
         self._feed_names = tuple(n for n in manifest.input_names if n in backend.input_names)
         self._one_per_call = batch_dependent(manifest)
+        # The single-text path builds its arrays in the model's dtype when all inputs share one
+        # (int32 for litert-torch TFLite), so the backend passes them through unconverted.
+        dtypes = {np.dtype(backend.input_dtypes[n]) for n in self._feed_names}
+        self._feed_dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.int64)
         if backend.fixed_length is not None and backend.fixed_length != manifest.fixed_length:
             raise BundleError(
                 f"model {manifest.model_file} takes sequences of {backend.fixed_length} tokens but "
@@ -293,7 +297,7 @@ class TextClassifier:
             # one tokenizer call padded straight to the text's bucket, one array build.
             rows, cut = [], []
             for text in items:
-                one = self._tokenizer.encode_one(text, self._buckets)
+                one = self._tokenizer.encode_one(text, self._buckets, self._feed_dtype)
                 feeds = {n: getattr(one, n) for n in self._feed_names}
                 rows.append(self._timed_backend(feeds, 1, num_labels, model_time))
                 cut.append(one.truncated[0])
@@ -352,6 +356,8 @@ class TextClassifier:
 
 
 def _check_texts(texts: Any) -> list[str]:
+    if type(texts) is list and len(texts) == 1 and type(texts[0]) is str and texts[0] and not texts[0].isspace():
+        return texts  # predict([text]): the common case, without the generic checks below (issue 20)
     if isinstance(texts, str):
         raise InputError("texts must be a list of strings, got a single str; pass [text]")
     if isinstance(texts, (bytes, bytearray, Mapping)) or not isinstance(texts, Iterable):

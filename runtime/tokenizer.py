@@ -59,6 +59,9 @@ class Encoded:
 class BundleTokenizer:
     """Tokenizer built once from a ``tokenizer.json`` file.
 
+    ``encode_one`` may return read-only ``attention_mask`` / ``token_type_ids`` arrays (shared
+    between calls); copy them before writing to them.
+
     ``encode`` does not mutate the tokenizer, so one instance may be shared by threads.
 
     Args:
@@ -68,6 +71,8 @@ class BundleTokenizer:
     Raises:
         BundleError: The file cannot be parsed, or it defines no padding token.
     """
+
+    _CONSTANT_ROWS_LIMIT = 4096
 
     def __init__(self, path: Path, max_length: int) -> None:
         path = Path(path)
@@ -89,6 +94,8 @@ class BundleTokenizer:
             raise BundleError(f"cannot truncate {path} at max_length={max_length}: {exc}") from exc
         self._tokenizer = tokenizer
         self.fast: AsciiWordPiece | None = AsciiWordPiece.from_file(path, max_length)
+        # (width, tokens, dtype) -> read-only (attention_mask, zero type ids) rows for encode_one.
+        self._constant_rows: dict[tuple[int, int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -134,10 +141,13 @@ class BundleTokenizer:
         truncated = tuple(bool(enc.overflowing) for enc in encodings)
         return Encoded(input_ids, attention_mask, token_type_ids, truncated)
 
-    def encode_one(self, text: str, lengths: Sequence[int]) -> Encoded:
+    def encode_one(self, text: str, lengths: Sequence[int], dtype: Any = np.int64) -> Encoded:
         """Tokenizes one text, padded to the smallest of ``lengths`` that holds it (``lengths``
-        ascending; empty: unpadded). The single-text path of the runtime: one array build, the
-        fast path when the text allows it.
+        ascending; empty: unpadded). The single-text path of the runtime: the fast path when the
+        text allows it, arrays in ``dtype`` (the model's, so the backend need not convert them),
+        and only ``input_ids`` built per text: the attention mask and the all-zero type ids of a
+        row of ``n`` tokens in ``width`` are the same for every such text, built once and shared
+        read-only.
 
         Raises:
             InputError: The text is longer than every length.
@@ -160,12 +170,23 @@ class BundleTokenizer:
                 f"pad_to={width} is shorter than the longest row ({n} tokens); "
                 f"use pad_to >= max_length ({self.max_length})"
             )
-        input_ids = np.full((1, width), self.pad_id, dtype=np.int64)
+        input_ids = np.full((1, width), self.pad_id, dtype=dtype)
         input_ids[0, :n] = ids
-        attention_mask = np.zeros((1, width), dtype=np.int64)
-        attention_mask[0, :n] = 1
-        token_type_ids = np.full((1, width), self.pad_type_id, dtype=np.int64)
-        token_type_ids[0, :n] = type_ids or 0
+        key = (width, n, np.dtype(dtype).str)
+        constant = self._constant_rows.get(key)
+        if constant is None:
+            attention_mask = np.zeros((1, width), dtype=dtype)
+            attention_mask[0, :n] = 1
+            zeros = np.full((1, width), self.pad_type_id, dtype=dtype)
+            zeros[0, :n] = 0
+            attention_mask.flags.writeable = zeros.flags.writeable = False
+            constant = (attention_mask, zeros)
+            if len(self._constant_rows) < self._CONSTANT_ROWS_LIMIT:
+                self._constant_rows[key] = constant
+        attention_mask, token_type_ids = constant
+        if any(type_ids):  # a Rust-path template with segment ids: this row's own
+            token_type_ids = np.full((1, width), self.pad_type_id, dtype=dtype)
+            token_type_ids[0, :n] = type_ids
         return Encoded(input_ids, attention_mask, token_type_ids, (truncated,))
 
 

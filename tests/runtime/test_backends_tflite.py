@@ -34,7 +34,7 @@ def test_signature_is_read_by_name(tflite: TinyBundle) -> None:
     # litert-torch lists signature inputs sorted, not in forward() order.
     assert backend.input_names == ("attention_mask", "input_ids", "token_type_ids")
     assert backend.fixed_length == 16
-    assert backend._dtypes["input_ids"] == np.int32  # noqa: SLF001 - int64 I/O is downcast by the converter
+    assert backend.input_dtypes["input_ids"] == np.int32  # int64 I/O is downcast by the converter
 
 
 def test_logits_match_torch_one_invoke_per_row(tflite: TinyBundle) -> None:
@@ -42,6 +42,23 @@ def test_logits_match_torch_one_invoke_per_row(tflite: TinyBundle) -> None:
     expected = tflite.torch_logits(TEXTS, clf.manifest.input_names, pad_to=16)
     assert_close(clf.logits(TEXTS), expected, TFLITE_ATOL, "TFLite vs torch")
     assert [p.truncated for p in clf.predict(TEXTS)] == [False, True, False, False]
+
+
+def test_direct_invoke_equals_the_signature_runner(tflite: TinyBundle) -> None:
+    # Fixed-shape signatures skip SignatureRunner.__call__ (resize + AllocateTensors per call):
+    # the direct tensor calls must give the runner's logits bit for bit, call after call.
+    backend = TfliteBackend(tflite.path / "model.tflite")
+    sig = backend._runners[16]  # noqa: SLF001
+    assert sig.direct, "the fixed [1, 16] signature should run through the direct tensor calls"
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        ids = rng.integers(1, 50, size=(1, 16)).astype(np.int32)
+        chunk = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        direct = sig(chunk)
+        runner = np.asarray(next(iter(sig.runner(**chunk).values())))
+        assert direct.dtype == runner.dtype and np.array_equal(direct, runner), (
+            f"direct invoke differs from the runner: max |Δ| {np.abs(direct - runner).max()}"
+        )
 
 
 def test_wrong_sequence_length_is_an_input_error(tflite: TinyBundle) -> None:

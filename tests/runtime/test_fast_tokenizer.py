@@ -145,3 +145,29 @@ def test_encode_one_pads_to_the_smallest_bucket_that_holds_the_text() -> None:
             assert (enc.input_ids[0, n:] == tok.pad_id).all() and not enc.token_type_ids.any()
     with pytest.raises(InputError, match="shorter than the longest row"):
         ours.encode_one("word " * 10, (4,))
+
+
+def test_encode_one_builds_the_model_dtype_and_shares_only_the_constant_rows(tmp_path: Path) -> None:
+    tok = BundleTokenizer(MINILM, 64)
+    a = tok.encode_one("a fine film", (8, 16), np.int32)
+    b = tok.encode_one("a bad movie", (8, 16), np.int32)  # same length: same mask and type rows
+    wide = tok.encode_one("a fine film", (8, 16))  # int64, the default
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        got, want = getattr(a, name), getattr(wide, name)
+        assert got.dtype == np.int32 and np.array_equal(got, want), (name, got, want)
+    assert a.attention_mask is b.attention_mask and a.token_type_ids is b.token_type_ids
+    assert a.input_ids is not b.input_ids and a.input_ids.tolist() != b.input_ids.tolist()
+    assert not a.attention_mask.flags.writeable and not a.token_type_ids.flags.writeable, (
+        "shared rows must be read-only so that no caller can change another text's mask"
+    )
+    assert a.input_ids.flags.writeable
+    # A template whose [SEP] has type id 1: the row keeps its own type ids, the shared zeros stay zero.
+    data = json.loads(MINILM.read_text(encoding="utf-8"))
+    data["post_processor"]["single"][-1]["SpecialToken"]["type_id"] = 1
+    (path := tmp_path / "sep-type-1.json").write_text(json.dumps(data), encoding="utf-8")
+    segmented = BundleTokenizer(path, 64)
+    assert segmented.fast is None
+    segmented._constant_rows = tok._constant_rows  # noqa: SLF001 - the same cache, to show it is not written
+    c = segmented.encode_one("a nice film", (8, 16), np.int32)
+    assert c.token_type_ids.tolist() == [[0, 0, 0, 0, 1, 0, 0, 0]], c.token_type_ids
+    assert not a.token_type_ids.any(), a.token_type_ids

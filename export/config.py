@@ -386,12 +386,14 @@ class TfliteConfig:
     quantize: tuple[TfliteQuant, ...] = (TfliteQuant.DYNAMIC_INT8,)
     """Precisions produced besides fp32 (always exported: the source of the others and the gate's
     reference), as ``onnx.quantize`` lists ONNX's."""
-    buckets: tuple[int, ...] = (16, 32, 64, 128)
+    buckets: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
     """Sequence lengths of the exported graphs: one signature ``len_N`` each, in one file.
 
     The runtime pads each text to the smallest bucket that holds it. Buckets at or above
     data.max_length are dropped and data.max_length is always added (see :meth:`lengths`),
-    so every input fits; an empty list exports data.max_length only."""
+    so every input fits; an empty list exports data.max_length only. Multiples of 16: XNNPACK's
+    int8 kernels take rows 16 at a time on AMX / AVX-512 cores (measured: a 24-token graph takes
+    92 % of a 32-token one's time), and 48 / 96 halve the padding of texts just over 32 / 64."""
 
     def __post_init__(self) -> None:
         _check(

@@ -29,9 +29,9 @@ FP32_ATOL = 1e-4  # measured ~3e-7: XNNPACK reorders float sums, nothing more
 
 def test_default_buckets_are_capped_by_max_length() -> None:
     cfg = TfliteConfig()
-    assert cfg.buckets == (16, 32, 64, 128)
-    assert cfg.lengths(64) == (16, 32, 64)
-    assert cfg.lengths(100) == (16, 32, 64, 100)  # the longest input always fits
+    assert cfg.buckets == (16, 32, 48, 64, 96, 128)
+    assert cfg.lengths(64) == (16, 32, 48, 64)
+    assert cfg.lengths(100) == (16, 32, 48, 64, 96, 100)  # the longest input always fits
     assert cfg.lengths(8) == (8,)
     assert TfliteConfig(buckets=()).lengths(64) == (64,)
     assert load_config(None, ["tflite.buckets=8,24"]).tflite.buckets == (8, 24)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from quantize import full_integer
 from quantize.errors import ConversionError
-from quantize.flatbuffer import inline_buffers
+from quantize.flatbuffer import compact
 from quantize.full_integer import Inputs, SensitivityResult
 from quantize.modes import TfliteQuant
 
@@ -121,8 +121,8 @@ def quantize_tflite(fp32_path: Path, out_path: Path, mode: TfliteQuant) -> Path:
         ) from e
     if result.quantized_model is None:
         raise TfliteQuantizationError(f"ai-edge-quantizer returned no model for {fp32_path}")
-    # Weights inside the flatbuffer, whatever the quantizer chose (see quantize.flatbuffer).
-    return write_atomic(inline_buffers(result.quantized_model), out_path)
+    # Weights inside the flatbuffer, whatever the quantizer chose, repeated tables once (see quantize.flatbuffer).
+    return write_atomic(compact(result.quantized_model), out_path)
 
 
 def calibrate_tflite(fp32_path: Path, calibration: Inputs) -> dict:
@@ -202,4 +202,4 @@ def quantize_tflite_calibrated(
             raise TfliteQuantizationError(
                 f"ai-edge-quantizer failed to quantize {fp32_path} to {mode.value}: {type(e).__name__}: {e}"
             ) from e
-    return write_atomic(inline_buffers(model), Path(out_path)), result
+    return write_atomic(compact(model), Path(out_path)), result

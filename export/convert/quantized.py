@@ -21,7 +21,7 @@ from export.errors import ConfigError, ConversionError
 from export.preflight import resolve_onnx
 from quantize import full_integer
 from quantize.calibration import CalibrationTexts, encode
-from quantize.flatbuffer import inline_buffers
+from quantize.flatbuffer import compact
 from quantize.full_integer import Inputs
 from quantize.integer_only import tflite_float_ops
 from quantize.modes import OnnxQuant, TfliteQuant
@@ -276,7 +276,7 @@ def _qat_tflite(
         f"integer-only: {found.ops} ops, none float (checked on the flatbuffer); every op int8 with "
         f"activation ranges from {len(texts)} calibration texts, weights per channel",
     )
-    return write_atomic(inline_buffers(quantized), out), notes
+    return write_atomic(compact(quantized), out), notes
 
 
 def _calibration_inputs(

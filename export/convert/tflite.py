@@ -33,7 +33,7 @@ from export.convert.integer_graph import integer_graph
 from export.convert.mask_fill import bounded_mask_fill
 from export.convert.tflite_tensorflow import TfJob, convert_with_tensorflow
 from export.errors import ConfigError, ConversionError
-from quantize.flatbuffer import inline_buffers
+from quantize.flatbuffer import compact
 from quantize.tflite import (
     TfliteQuant,
     quantize_tflite,
@@ -252,7 +252,7 @@ def convert_tflite(
         raise ConfigError(f"converter must be a TfliteConverter {allowed}, got {converter!r}")
     flatbuffer = _convert_fp32(model, lengths, converter, mask_fill)
     if quantization is TfliteQuant.FP32:
-        return write_atomic(inline_buffers(flatbuffer), out_path)
+        return write_atomic(compact(flatbuffer), out_path)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, fp32_tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.fp32.", suffix=".tflite")

@@ -36,7 +36,7 @@ class Encoded:
     """A tokenized, padded batch.
 
     Attributes:
-        input_ids: Token ids, ``np.int64`` of shape ``[batch, seq]``.
+        input_ids: Token ids of shape ``[batch, seq]``, ``np.int64`` (``encode_one``: the dtype it was given).
         attention_mask: 1 for real tokens, 0 for padding; same shape.
         token_type_ids: Segment ids (0 for single texts and padding); same shape.
         truncated: Per row, whether the text was cut at ``max_length``.

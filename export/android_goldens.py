@@ -254,6 +254,7 @@ class _RecordingBackend:
 
     def __init__(self, manifest: Manifest) -> None:
         self.input_names = manifest.input_names
+        self.input_dtypes = dict.fromkeys(manifest.input_names, np.int64)
         self.fixed_length = manifest.fixed_length
         self.buckets = manifest.buckets
         self.widths: list[int] = []

@@ -127,8 +127,10 @@ class TextClassifier:
         self._feed_names = tuple(n for n in manifest.input_names if n in backend.input_names)
         self._one_per_call = batch_dependent(manifest)
         # The single-text path builds its arrays in the model's dtype when all inputs share one
-        # (int32 for litert-torch TFLite), so the backend passes them through unconverted.
-        dtypes = {np.dtype(backend.input_dtypes[n]) for n in self._feed_names}
+        # (int32 for litert-torch TFLite), so the backend passes them through unconverted. A
+        # backend of an older Backend protocol, without input_dtypes, gets int64.
+        declared = getattr(backend, "input_dtypes", None) or {}
+        dtypes = {np.dtype(declared.get(n, np.int64)) for n in self._feed_names}
         self._feed_dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.int64)
         if backend.fixed_length is not None and backend.fixed_length != manifest.fixed_length:
             raise BundleError(

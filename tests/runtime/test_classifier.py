@@ -233,3 +233,23 @@ def test_onnx_int8_bundles_run_one_text_per_call(
     seal_again(path, precision=precision)
     manifest = TextClassifier.load(path).manifest
     assert classifier.batch_dependent(manifest) is per_call, (manifest.backend, manifest.precision)
+
+
+def test_a_backend_without_input_dtypes_still_runs(bert: TinyBundle) -> None:
+    # Backends written against the protocol before input_dtypes existed: the runtime feeds int64.
+    class Older:
+        def __init__(self, inner: OnnxBackend) -> None:
+            self.inner = inner
+            self.input_names, self.fixed_length, self.buckets = inner.input_names, inner.fixed_length, inner.buckets
+            self.fed: list[np.dtype] = []
+
+        def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+            self.fed += [a.dtype for a in feeds.values()]
+            return self.inner.run(feeds)
+
+    manifest = TextClassifier.load(bert.path).manifest
+    older = Older(OnnxBackend(bert.path / "model.onnx"))
+    clf = TextClassifier(manifest, BundleTokenizer(bert.path / "tokenizer.json", manifest.max_length), older)
+    expected = TextClassifier.load(bert.path).logits(["a good movie"])
+    assert_close(clf.logits(["a good movie"]), expected, 0.0, "older backend vs the bundle's own")
+    assert older.fed and all(d == np.int64 for d in older.fed), older.fed

@@ -26,6 +26,13 @@ from runtime.errors import BackendUnavailableError, BundleError, InputError
 __all__ = ["Backend", "OnnxBackend", "TfliteBackend", "bucket_signature", "open_backend"]
 
 _ORT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+# ONNX Runtime's own load-time fusions the runtime turns off, each measured slower than the ops it
+# replaces. SkipLayerNormalization (residual add + LayerNorm): on an Intel Xeon (AVX-512 VNNI + AMX),
+# 1 thread, ORT 1.2x, its kernel made dynamic-int8 BERT / DistilBERT bundles 14-17 % slower at
+# 16-40 tokens (SST-2 student 1.08 -> 0.90 ms at 27 tokens, MiniLM teacher 1.99 -> 1.69) and fp32
+# ones 0-3 %; logits equal within 5e-7 (int8 rows up to 4e-3 where a re-rounded activation
+# moves a quantization step), inside every golden tolerance. BENCHMARKS.md, issue 20 hand notes.
+_DISABLED_ORT_OPTIMIZERS = ("SkipLayerNormFusion",)
 _BUCKET_SIGNATURE = re.compile(r"^len_(\d+)$")
 
 
@@ -61,6 +68,26 @@ class Backend(Protocol):
         ...
 
 
+def session_options(threads: int) -> Any:
+    """The ONNX Runtime session options every ONNX bundle runs with: ``threads`` intra-op threads,
+    one inter-op, sequential execution, errors-only logging, and the load-time fusions in
+    ``_DISABLED_ORT_OPTIMIZERS`` off (measured slower on the kit's models).
+
+    Raises:
+        BackendUnavailableError: onnxruntime is not installed.
+        InputError: ``threads`` is not a positive int.
+    """
+    ort = _import("onnxruntime", "onnx")
+    _check_threads(threads)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only; warnings about initializers are noise
+    options.add_session_config_entry("optimization.disable_specified_optimizers", ",".join(_DISABLED_ORT_OPTIMIZERS))
+    return options
+
+
 class OnnxBackend:
     """ONNX Runtime (CPU) backend; the session is built once.
 
@@ -79,11 +106,7 @@ class OnnxBackend:
     def __init__(self, path: Path, threads: int = 1) -> None:
         ort = _import("onnxruntime", "onnx")
         _check_threads(threads)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # errors only; warnings about initializers are noise
+        options = session_options(threads)
         try:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises several unrelated exception types

@@ -46,16 +46,7 @@ def inline_buffers(model: bytes | bytearray) -> bytes:
     """
     if offset_buffers(model) == 0:
         return bytes(model)
-    if len(model) > _FLATBUFFER_LIMIT:
-        raise ConversionError(
-            f"a {len(model) / 2**30:.1f} GiB TFLite model cannot hold its weights inside the flatbuffer"
-        )
-    obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
-    _inline(obj, model)
-    inlined = bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
-    if offset_buffers(inlined):
-        raise ConversionError("inlining the TFLite buffers left a buffer outside the flatbuffer")
-    return inlined
+    return _repack(model, share=False)
 
 
 def compact(model: bytes | bytearray) -> bytes:
@@ -65,19 +56,26 @@ def compact(model: bytes | bytearray) -> bytes:
     Raises:
         ConversionError: as :func:`inline_buffers`.
     """
+    return _repack(model, share=True)
+
+
+def _repack(model: bytes | bytearray, *, share: bool) -> bytes:
+    """Rewrites ``model`` with every buffer inside the flatbuffer; ``share``: repeated tables and
+    strings written once."""
     if len(model) > _FLATBUFFER_LIMIT and offset_buffers(model):
         raise ConversionError(
             f"a {len(model) / 2**30:.1f} GiB TFLite model cannot hold its weights inside the flatbuffer"
         )
     obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
     _inline(obj, model)
-    tables: dict[bytes, _Shared] = {}
-    for subgraph in obj.subgraphs or ():
-        for tensor in subgraph.tensors or ():
-            key = _quantization_key(tensor.quantization)
-            if key is not None:
-                tensor.quantization = tables.setdefault(key, _Shared(tensor.quantization))
-    builder = _SharedStringBuilder(1024)
+    if share:
+        tables: dict[bytes, _Shared] = {}
+        for subgraph in obj.subgraphs or ():
+            for tensor in subgraph.tensors or ():
+                key = _quantization_key(tensor.quantization)
+                if key is not None:
+                    tensor.quantization = tables.setdefault(key, _Shared(tensor.quantization))
+    builder = _SharedStringBuilder(1024) if share else flatbuffers.Builder(1024)
     builder.Finish(obj.Pack(builder), file_identifier=b"TFL3")
     packed = bytes(builder.Output())
     if offset_buffers(packed):

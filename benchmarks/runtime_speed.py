@@ -94,12 +94,14 @@ class GemmTimer:
 
     def __init__(self, reps: int = 30) -> None:
         self._reps = reps
-        self._sessions: dict[tuple[int, int, bool, int], tuple[object, np.random.Generator]] = {}
+        self._sessions: dict[tuple[int, int, bool, int], object] = {}
         self._times: dict[tuple[int, int, int, bool, int], float] = {}
 
     def _session(self, k: int, n: int, int8: bool, threads: int) -> object:
         import onnxruntime as ort  # noqa: PLC0415 - the peers' stack; bundles have it anyway
         from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415 - as above
+
+        from runtime.backends import session_options  # noqa: PLC0415 - the options bundles run with
 
         key = (k, n, int8, threads)
         if key not in self._sessions:
@@ -116,12 +118,10 @@ class GemmTimer:
             )
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
             model.ir_version = 8
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            self._sessions[key] = (session, rng)
-        return self._sessions[key][0]
+            self._sessions[key] = ort.InferenceSession(
+                model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[key]
 
     def matmul_ms(self, m: int, k: int, n: int, int8: bool, threads: int) -> float:
         """Fastest of ``reps`` calls of one ``[m, k] x [k, n]`` matmul, in ms."""

@@ -104,9 +104,8 @@ class OnnxBackend:
     """
 
     def __init__(self, path: Path, threads: int = 1) -> None:
+        options = session_options(threads)  # imports onnxruntime and checks threads
         ort = _import("onnxruntime", "onnx")
-        _check_threads(threads)
-        options = session_options(threads)
         try:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises several unrelated exception types

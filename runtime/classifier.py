@@ -216,7 +216,7 @@ class TextClassifier:
         # run numpy's per-call dispatch costs more than the arithmetic (issue 20's overhead).
         for row, cut in zip(logits.tolist(), truncated, strict=True):
             probs = _softmax_row(row)
-            best = max(range(len(probs)), key=probs.__getitem__)
+            best = row.index(max(row))  # the most probable label is the largest logit's
             out.append(
                 Prediction(
                     label=labels[best],
@@ -378,7 +378,7 @@ def _check_texts(texts: Any) -> list[str]:
 def _softmax_row(row: list[float]) -> list[float]:
     """Softmax of one row of logits in double precision; the largest logit is subtracted first."""
     top = max(row)
-    exps = [math.exp(x - top) for x in row]  # exp never overflows
+    exps = list(map(math.exp, [x - top for x in row]))  # exp never overflows
     total = math.fsum(exps)
     return [e / total for e in exps]
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +171,9 @@ class BundleTokenizer:
                 f"pad_to={width} is shorter than the longest row ({n} tokens); "
                 f"use pad_to >= max_length ({self.max_length})"
             )
-        input_ids = np.full((1, width), self.pad_id, dtype=dtype)
-        input_ids[0, :n] = ids
+        # One list, one array call: after a model run (cold caches) np.full + a slice assignment
+        # cost ~6 µs more per text.
+        input_ids = np.array([[*ids, *(self.pad_id,) * (width - n)]], dtype=dtype)
         key = (width, n, np.dtype(dtype).str)
         constant = self._constant_rows.get(key)
         if constant is None:
@@ -206,7 +208,7 @@ class AsciiWordPiece:
     control character other than tab / newline / carriage return, or containing an added token.
     """
 
-    _UNSAFE = re.compile(r"[^\x20-\x7e\t\n\r]")
+    _UNSAFE = r"[^\x20-\x7e\t\n\r]"
     _WORDS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9\s]")
     _CACHE_LIMIT = 100_000
 
@@ -229,9 +231,10 @@ class AsciiWordPiece:
         self._max_chars = max_chars
         self._lowercase = lowercase
         self._cls, self._sep = cls_id, sep_id
-        self._added = tuple(added)
+        # One search refuses text with an unsafe character or an added token (matched on the raw text).
+        self._refuse = re.compile("|".join([self._UNSAFE, *(re.escape(t) for t in added)]))
         self._room = max_length - 2
-        self._cache: dict[str, list[int]] = {}
+        self._cache = _Memo(self._wordpiece, self._CACHE_LIMIT)
 
     @classmethod
     def from_file(cls, path: Path, max_length: int) -> AsciiWordPiece | None:
@@ -286,19 +289,13 @@ class AsciiWordPiece:
 
     def encode(self, text: str) -> tuple[list[int], bool] | None:
         """``([CLS] ids [SEP], truncated)``, or ``None`` when the text needs ``tokenizers``."""
-        if not text.isascii() or self._UNSAFE.search(text) or any(t in text for t in self._added):
+        if not text.isascii() or self._refuse.search(text):
             return None
         if self._lowercase:
             text = text.lower()
-        pieces: list[int] = []
-        cache = self._cache
-        for word in self._WORDS.findall(text):
-            ids = cache.get(word)
-            if ids is None:
-                ids = self._wordpiece(word)
-                if len(cache) < self._CACHE_LIMIT:
-                    cache[word] = ids
-            pieces.extend(ids)
+        # Word -> pieces through the memo, flattened in C: the per-word Python loop this replaces
+        # was a third of the fast path's time right after a model run.
+        pieces = list(chain.from_iterable(map(self._cache.__getitem__, self._WORDS.findall(text))))
         truncated = len(pieces) > self._room
         return [self._cls, *pieces[: self._room], self._sep], truncated
 
@@ -318,6 +315,20 @@ class AsciiWordPiece:
             else:
                 return self._unk
             start = end
+        return ids
+
+
+class _Memo(dict[str, list[int]]):
+    """Word -> WordPiece ids, computed on first use; stops storing new words at ``limit``."""
+
+    def __init__(self, compute: Callable[[str], list[int]], limit: int) -> None:
+        super().__init__()
+        self._compute, self._limit = compute, limit
+
+    def __missing__(self, word: str) -> list[int]:
+        ids = self._compute(word)
+        if len(self) < self._limit:
+            self[word] = ids
         return ids
 
 

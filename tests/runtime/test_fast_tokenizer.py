@@ -95,6 +95,19 @@ def test_declines_what_it_does_not_cover() -> None:
         assert ours.encode([text], pad_to=None).input_ids[0, :n].tolist() == ref.encode(text).ids
 
 
+def test_word_memo_stops_growing_at_its_limit_and_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(AsciiWordPiece, "_CACHE_LIMIT", 3)
+    fast = AsciiWordPiece.from_file(MINILM, 64)
+    assert fast is not None
+    ref = reference(MINILM, 64)
+    text = "unbelievably tokenizers are wonderful but memory is finite, unbelievably"
+    for _ in range(2):  # the second pass reads the memo for the words it kept
+        got = fast.encode(text)
+        assert got == (ref.encode(text).ids, False), f"fast {got} vs tokenizers {ref.encode(text).ids}"
+    memo = fast._cache  # noqa: SLF001 - the memo's size is the thing under test
+    assert len(memo) == 3, f"memo holds {len(memo)} words with a limit of 3: {sorted(memo)}"
+
+
 def test_only_bert_wordpiece_files_get_a_fast_path(tmp_path: Path) -> None:
     from tests.builders import tiny_tokenizer
 

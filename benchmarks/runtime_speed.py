@@ -158,6 +158,68 @@ class GemmTimer:
         return float(np.mean(per_text))
 
 
+class TfliteFcTimer:
+    """Times an encoder's weight matmuls alone as a TFLite bundle runs them: the encoder's
+    FULLY_CONNECTED layers (4 projections + 2 FFN per layer, random weights) chained in one graph,
+    converted by litert-torch and, for int8-dynamic, quantized by the kit's own
+    :func:`quantize.tflite.quantize_tflite` (per-channel int8 weights, activations quantized per
+    call), run through LiteRT's XNNPACK delegate at each text's bucket length (the padded length
+    the bundle runs it at); fastest of ``reps`` invokes. A TFLite bundle's model time over this is
+    what its other ops (attention, softmax, LayerNorm, GELU, reshapes) and their dispatch cost."""
+
+    def __init__(self, work: Path, reps: int = 30) -> None:
+        self._work, self._reps = work, reps
+        self._times: dict[tuple[int, int, int, int, bool, int], float] = {}
+
+    def _time(self, h: int, ffn: int, layers: int, seq: int, int8: bool, threads: int) -> float:
+        key = (h, ffn, layers, seq, int8, threads)
+        if key in self._times:
+            return self._times[key]
+        import contextlib  # noqa: PLC0415 - only this timer converts models
+        import io  # noqa: PLC0415 - as above
+
+        import litert_torch  # noqa: PLC0415 - as above
+        import torch  # noqa: PLC0415 - as above
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - as above
+
+        from quantize.modes import TfliteQuant  # noqa: PLC0415 - as above
+        from quantize.tflite import quantize_tflite  # noqa: PLC0415 - as above
+
+        torch.manual_seed(0)
+        shapes = [(h, h)] * 4 + [(h, ffn), (ffn, h)]
+        chain = torch.nn.Sequential(*(torch.nn.Linear(i, o) for _ in range(layers) for i, o in shapes)).eval()
+        fp32 = self._work / f"fc-{h}-{ffn}-{layers}-{seq}.tflite"
+        if not fp32.exists():
+            with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+                fp32.write_bytes(bytes(litert_torch.convert(chain, (torch.zeros(1, seq, h),)).model_content()))
+        path = fp32
+        if int8:
+            path = fp32.with_suffix(".int8.tflite")
+            if not path.exists():
+                quantize_tflite(fp32, path, TfliteQuant.DYNAMIC_INT8)
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+        (inp,) = interpreter.get_input_details()
+        interpreter.set_tensor(inp["index"], np.random.default_rng(seq).standard_normal((1, seq, h)).astype(np.float32))
+        for _ in range(5):
+            interpreter.invoke()
+        best = float("inf")
+        for _ in range(self._reps):
+            began = time.perf_counter()
+            interpreter.invoke()
+            best = min(best, time.perf_counter() - began)
+        self._times[key] = best * 1e3
+        return self._times[key]
+
+    def encoder_ms(self, cfg: dict, lengths: Sequence[int], buckets: Sequence[int], int8: bool, threads: int) -> float:
+        """Mean over ``lengths`` of the FC chain at the smallest of ``buckets`` that holds each length."""
+        h = cfg.get("hidden_size") or cfg["dim"]
+        ffn = cfg.get("intermediate_size") or cfg["hidden_dim"]
+        layers = cfg.get("num_hidden_layers") or cfg["n_layers"]
+        widths = [next((b for b in buckets if b >= n), buckets[-1]) for n in lengths]
+        return float(np.mean([self._time(h, ffn, layers, w, int8, threads) for w in widths]))
+
+
 @dataclass
 class Row:
     """One path's fastest round."""
@@ -173,6 +235,7 @@ class Row:
     p90_ms: float = 0.0
     model_ms: float = 0.0
     accuracy: float = 0.0
+    buckets: tuple[int, ...] = ()  # a TFLite bundle's sequence lengths
 
 
 Runner = Callable[[str], tuple[int, float]]
@@ -344,6 +407,7 @@ def main() -> int:
                 clf = TextClassifier.load(bundle, threads=threads)
                 m = clf.manifest
                 row = Row(prefix + bundle.name, m.backend, m.precision, threads, cfg, size_mb([bundle]))
+                row.buckets = tuple(m.buckets) or ((m.fixed_length,) if m.fixed_length else ())
                 rows.append((row, bundle_runner(clf)))
     for _ in range(args.rounds):
         for row, runner in rows:
@@ -352,7 +416,7 @@ def main() -> int:
                 row.mean_ms, row.model_ms = float(totals.mean()), float(models.mean())
                 row.p50_ms, row.p90_ms = float(np.percentile(totals, 50)), float(np.percentile(totals, 90))
             row.accuracy = acc
-    section = render(rows, texts, peak, cpu, args, run_dir)
+    section = render(rows, texts, peak, cpu, args, run_dir, work)
     if not args.no_write:
         write_section(section, BEGIN, END)
     print(section)
@@ -360,7 +424,13 @@ def main() -> int:
 
 
 def render(
-    rows: list[tuple[Row, Runner]], texts: Sequence[str], peak: Peak, cpu: object, args: object, run_dir: Path
+    rows: list[tuple[Row, Runner]],
+    texts: Sequence[str],
+    peak: Peak,
+    cpu: object,
+    args: object,
+    run_dir: Path,
+    work: Path,
 ) -> str:
     """The BENCHMARKS.md section: the table and the done-when figures of issue 20."""
     from transformers import AutoTokenizer  # noqa: PLC0415 - token counts with the run's own tokenizer
@@ -386,15 +456,24 @@ def render(
         f"every row measured in this one run on {m['cpu']} ({m['cores']} cores, "  # type: ignore[attr-defined]
         f"{mhz:.0f} MHz). Per text, tokenization included, the fastest of {args.rounds} rounds taken in turns. "  # type: ignore[attr-defined]
         f"Floor: the path's multiply-adds at each text's length / ({peak.how}) at {mhz:.0f} MHz. "
-        "GEMMs: the same encoder's weight matmuls alone (4 projections + 2 FFN per layer, at each text's "
-        "length, one call each) through ONNX Runtime's kernels for this CPU (`MatMulInteger` for int8 rows, "
-        "`MatMul` for fp32), fastest of 30 calls: what the model would take if everything else were free.",
+        "GEMMs: the same encoder's weight matmuls alone (4 projections + 2 FFN per layer), fastest of 30 calls: "
+        "what the model would take if everything else were free. For TFLite fp32 / int8-dynamic bundles, as "
+        "LiteRT runs them in the bundle (a FULLY_CONNECTED chain, dynamic int8 by the kit's quantizer, at each "
+        "text's bucket length); for the other rows, through ONNX Runtime's kernels for this CPU at each text's "
+        "length, one call each (`MatMulInteger` for int8, `MatMul` for fp32; no activation quantization).",
         "",
         f"| path | precision | threads | mean ms | p50 ms | p90 ms | × {base.name} | model ms | runtime overhead "
         "| floor ms | model × floor | GEMMs ms | model × GEMMs | accuracy | size MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     gemms = GemmTimer()
+    fcs = TfliteFcTimer(work)
+
+    def gemm_ms(r: Row) -> float:
+        int8 = "int8" in r.precision
+        if r.kind == "tflite" and r.precision in ("fp32", "int8-dynamic") and r.buckets:
+            return fcs.encoder_ms(r.config, lengths, r.buckets, int8, r.threads)
+        return gemms.encoder_ms(r.config, lengths, int8, r.threads)
 
     def floor_ms(r: Row) -> float:
         macs = float(np.mean([encoder_macs(r.config, n) for n in lengths]))
@@ -403,7 +482,7 @@ def render(
 
     for r, _ in rows:
         floor = floor_ms(r)
-        gemm = gemms.encoder_ms(r.config, lengths, "int8" in r.precision, r.threads)
+        gemm = gemm_ms(r)
         overhead = 1 - r.model_ms / r.mean_ms
         lines.append(
             f"| {r.name} | {r.precision} | {r.threads} | {r.mean_ms:.2f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} "
@@ -420,6 +499,7 @@ def render(
         best = min(close, key=lambda r: r.mean_ms) if close else fastest
         floor = floor_ms(best)
         gemm = gemms.encoder_ms(best.config, lengths, True, 1)
+        own = gemm_ms(best)
         macs = float(np.mean([encoder_macs(best.config, n) for n in lengths]))
         small = [r for r in kit if r.size_mb <= 10.0 and "student" in r.name]
 
@@ -452,10 +532,16 @@ def render(
             ),
             f"- Its model time {best.model_ms:.2f} ms is **{best.model_ms / floor:.1f}×** its int8 compute floor "
             f"({floor:.3f} ms at {peak.int8} MAC/cycle) [within 2×: {verdict(best.model_ms <= 2 * floor)}]. "
-            f"Its weight GEMMs alone take {gemm:.3f} ms through ONNX Runtime's int8 kernels "
-            f"({macs / (gemm * 1e-3 * mhz * 1e6):.0f} MAC/cycle, {gemm / floor:.1f}× the floor): the rest of the "
-            f"model time ({100 * (1 - gemm / best.model_ms):.0f}%) is attention, softmax, LayerNorm, GELU, "
-            "activation quantization and the ops' dispatch.",
+            f"Its weight GEMMs alone take {gemm:.3f} ms through ONNX Runtime's int8 kernels at each text's "
+            f"length ({macs / (gemm * 1e-3 * mhz * 1e6):.0f} MAC/cycle, {gemm / floor:.1f}× the floor)"
+            + (
+                f", and {own:.3f} ms as LiteRT runs them in this bundle (padded to its buckets, activations "
+                f"quantized per call: {own / floor:.1f}× the floor)"
+                if own != gemm
+                else ""
+            )
+            + f"; the rest of its model time ({100 * (1 - own / best.model_ms):.0f}%) is attention, softmax, "
+            "LayerNorm, GELU, reshapes and the ops' dispatch.",
             "- Bundles ≤ 10 MB, each against the fp32 student bundle of its own run (the model it was "
             "quantized from): " + (", ".join(small_line(r) for r in small) if small else "none") + ".",
         ]

@@ -31,8 +31,10 @@ student of its own run (within 1 point), each marked met / not met.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -411,6 +413,7 @@ def main() -> int:
         )
     )
     work = Path(tempfile.mkdtemp(prefix="runtime-speed-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # exports of 100+ MB: never left in /tmp
     if not args.no_peers:
         for name, runner in optimum_runners(teacher_dir, work, max_length, cpu.flags).items():
             folder = work / ("optimum-fp32" if "fp32" in name else "optimum-int8")

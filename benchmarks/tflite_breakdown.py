@@ -22,10 +22,12 @@ parts are measured one at a time, so they need not add up exactly.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import copy
 import io
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -143,6 +145,7 @@ def main() -> int:
     model = AutoModelForSequenceClassification.from_pretrained(args.student, attn_implementation="eager").eval()
     lengths = [int(x) for x in args.lengths.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tflite-breakdown-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # exports of 100+ MB: never left in /tmp
     fcs = TfliteFcTimer(work, reps=args.repeats)
     variants = ablations(model)
     rng = np.random.default_rng(0)

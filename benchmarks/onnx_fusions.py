@@ -16,8 +16,10 @@ each variant against plain fp32.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -58,6 +60,7 @@ def main() -> int:
     tok = BundleTokenizer(args.bundle / manifest["tokenizer_file"], manifest["max_length"])
     feeds = [tok.encode([t], pad_to=None).as_feeds() for t in texts]
     work = Path(tempfile.mkdtemp(prefix="fusions-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # model copies: never left in /tmp
     plain = args.bundle / manifest["model_file"]
     fused = work / "fused.onnx"
     opt = optimize_model(str(plain), model_type="bert", num_heads=args.heads, hidden_size=args.hidden, opt_level=0)

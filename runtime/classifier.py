@@ -378,7 +378,7 @@ def _check_texts(texts: Any) -> list[str]:
 def _softmax_row(row: list[float]) -> list[float]:
     """Softmax of one row of logits in double precision; the largest logit is subtracted first."""
     top = max(row)
-    exps = list(map(math.exp, [x - top for x in row]))  # exp never overflows
+    exps = [math.exp(x - top) for x in row]  # exp never overflows
     total = math.fsum(exps)
     return [e / total for e in exps]
 

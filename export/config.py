@@ -273,6 +273,9 @@ class DistillConfig(TrainerSettings):
     student: StudentKind = StudentKind.DISTILBERT
     num_layers: int | None = None
     """Student depth; None: half the teacher's layers (every other teacher layer)."""
+    teacher_layers: tuple[int, ...] | None = None
+    """The teacher layers (0-based, increasing) that initialise the student's, in order, e.g.
+    ``[0, 1, 2]`` for the bottom half; sets the depth. None: every other one (0, 2, 4 of 6)."""
     ffn_size: int | None = None
     """Student feed-forward width; None: the teacher's. Smaller keeps each layer's most active FFN
     neurons (:mod:`export.train.prune`); the FFN is two thirds of a layer's multiply-adds."""
@@ -293,6 +296,24 @@ class DistillConfig(TrainerSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.num_layers is None or self.num_layers >= 1, "distill.num_layers", self.num_layers, "none or >= 1")
+        if self.teacher_layers is not None:
+            layers = list(self.teacher_layers)
+            allowed = "a non-empty list of distinct increasing layer indices >= 0, e.g. [0, 1, 2]"
+            _check(bool(layers) and layers[0] >= 0, "distill.teacher_layers", layers, allowed)
+            increasing = all(a < b for a, b in zip(layers, layers[1:], strict=False))
+            _check(increasing, "distill.teacher_layers", layers, allowed)
+            _check(
+                self.num_layers in (None, len(layers)),
+                "distill.num_layers",
+                self.num_layers,
+                f"none or {len(layers)} (the length of distill.teacher_layers={layers})",
+            )
+            _check(
+                self.student_model is None,
+                "distill.teacher_layers",
+                layers,
+                "none when distill.student_model is set (a pretrained student has its own layers)",
+            )
         _check(self.ffn_size is None or self.ffn_size >= 1, "distill.ffn_size", self.ffn_size, "none or >= 1")
         _check(self.temperature > 0, "distill.temperature", self.temperature, "> 0")
         _check(0 <= self.alpha <= 1, "distill.alpha", self.alpha, "[0, 1]")

@@ -102,9 +102,20 @@ def data_fingerprint(data: Dataset, max_length: int) -> str:
     return h.hexdigest()
 
 
+# Config fields added after stage caches existed: left out of a fingerprint while unset (None), so
+# a cache trained before a field existed stays valid for a config that does not use it.
+LATER_FIELDS = frozenset({"teacher_layers"})
+
+
 def fingerprint(*parts: Any) -> str:
-    """A short stable hash of dataclasses, strings and numbers."""
-    plain = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    """A short stable hash of dataclasses, strings and numbers (unset :data:`LATER_FIELDS` left out)."""
+
+    def as_plain(p: Any) -> Any:
+        if not dataclasses.is_dataclass(p) or isinstance(p, type):
+            return p
+        return {k: v for k, v in dataclasses.asdict(p).items() if not (k in LATER_FIELDS and v is None)}
+
+    plain = [as_plain(p) for p in parts]
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

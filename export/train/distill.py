@@ -55,28 +55,38 @@ _BERT_TO_DISTIL_LAYER = {
 }
 
 
-def teacher_layers(n_teacher: int, n_student: int) -> list[int]:
-    """Which teacher layer initialises each student layer (every other one for half depth)."""
+def teacher_layers(n_teacher: int, n_student: int, chosen: Sequence[int] | None = None) -> list[int]:
+    """Which teacher layer initialises each student layer: ``chosen`` (``distill.teacher_layers``)
+    when given, else every other one for half depth (0, 2, 4 of 6)."""
+    if chosen is not None:
+        if max(chosen) >= n_teacher:
+            raise ConfigError(
+                f"distill.teacher_layers={list(chosen)} is invalid: the teacher has {n_teacher} layers; "
+                f"allowed: distinct increasing indices in 0..{n_teacher - 1}"
+            )
+        return list(chosen)
     if not 1 <= n_student <= n_teacher:
         raise ConfigError(f"distill.num_layers={n_student} is invalid; allowed: 1..{n_teacher} (the teacher's depth)")
     return [i * n_teacher // n_student for i in range(n_student)]
 
 
-def build_student(teacher: Any, kind: StudentKind, num_layers: int | None) -> Any:
+def build_student(teacher: Any, kind: StudentKind, num_layers: int | None, layers: Sequence[int] | None = None) -> Any:
     """Creates the student model, its weights copied from the teacher's layers.
 
     ``SAME_ARCH``: the teacher's config with ``num_layers`` layers; student layer ``j`` is
     teacher layer ``teacher_layers(...)[j]`` (every ``encoder.layer.N`` / ``transformer.layer.N``
     module), everything else (embeddings, pooler, head) is copied as is. ALBERT shares one
     layer group across its depth, so its student runs the very same weights fewer times.
-    ``DISTILBERT``: see :func:`_distilbert_from_bert`.
+    ``DISTILBERT``: see :func:`_distilbert_from_bert`. ``layers`` (``distill.teacher_layers``)
+    picks the teacher layers instead of every other one, and with it the depth.
 
     Raises:
-        ConfigError: a DistilBERT student from a non-BERT teacher, or a bad layer count.
+        ConfigError: a DistilBERT student from a non-BERT teacher, a bad layer count, or a
+            teacher layer the teacher does not have.
     """
     tcfg = teacher.config
-    n = num_layers if num_layers is not None else max(1, tcfg.num_hidden_layers // 2)
-    layers = teacher_layers(tcfg.num_hidden_layers, n)
+    n = len(layers) if layers else num_layers if num_layers is not None else max(1, tcfg.num_hidden_layers // 2)
+    layers = teacher_layers(tcfg.num_hidden_layers, n, layers or None)
     if kind is StudentKind.DISTILBERT:
         return _distilbert_from_bert(teacher, layers)
     from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 - heavy: loaded when training, not on import
@@ -238,7 +248,7 @@ def distill(
 
 def _make_student(teacher: Classifier, cfg: DistillConfig) -> tuple[Any, Any]:
     if cfg.student_model is None:
-        return build_student(teacher.model, cfg.student, cfg.num_layers), teacher.tokenizer
+        return build_student(teacher.model, cfg.student, cfg.num_layers, cfg.teacher_layers), teacher.tokenizer
     model, tok = load_pretrained(cfg.student_model, teacher.label_names)
     return model, tok
 

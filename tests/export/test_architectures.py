@@ -26,7 +26,7 @@ from export.convert.bundle import make_bundle
 from export.convert.onnx import to_onnx
 from export.convert.tflite import to_tflite
 from export.data.dataset import Dataset, Split
-from export.errors import UnsupportedArchitectureError
+from export.errors import ConfigError, UnsupportedArchitectureError
 from export.train.distill import build_student, distill
 from export.train.finetune import finetune
 from runtime import TextClassifier
@@ -204,6 +204,14 @@ def assert_takes_every_other_layer(tiny_teacher: torch.nn.Module) -> None:
     for key, value in student.state_dict().items():
         src = re.sub(r"\.layer\.(\d+)\.", lambda m: f".layer.{source[int(m.group(1))]}.", key, count=1)
         assert torch.equal(value, t[src]), f"student weight {key} is not the teacher's {src}"
+    chosen = build_student(teacher, StudentKind.SAME_ARCH, None, (1, 3))  # distill.teacher_layers
+    if config.model_type != "albert":
+        assert chosen.config.num_hidden_layers == 2
+        for key, value in chosen.state_dict().items():
+            src = re.sub(r"\.layer\.(\d+)\.", lambda m: f".layer.{(1, 3)[int(m.group(1))]}.", key, count=1)
+            assert torch.equal(value, t[src]), f"teacher_layers=(1, 3): student weight {key} is not the teacher's {src}"
+    with pytest.raises(ConfigError, match=r"teacher_layers=\[0, 4\] is invalid: the teacher has 4 layers"):
+        build_student(teacher, StudentKind.SAME_ARCH, None, (0, 4))
 
 
 @pytest.mark.slow

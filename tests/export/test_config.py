@@ -39,6 +39,8 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
         ("vocab.min_count=0", "vocab.min_count=0 is invalid; allowed: an integer >= 1"),
         ("vocab.texts=words.csv", "vocab.texts='words.csv' is invalid; allowed: none (the training texts) or a UTF-8"),
         ("vocab.keep_characters=maybe", "vocab.keep_characters='maybe' is invalid; allowed: true or false"),
+        ("distill.teacher_layers=2,1", "distill.teacher_layers=[2, 1] is invalid; allowed: a non-empty list"),
+        ("distill.teacher_layers=-1,2", "distill.teacher_layers=[-1, 2] is invalid"),
         ("novalue", "section.key=value"),
     ],
 )
@@ -59,6 +61,17 @@ def test_bad_toml_is_refused(tmp_path: Path) -> None:
 def test_every_example_config_loads(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.out != Path("out") or path.name == "default.toml", f"{path.name} would write into the default ./out"
+
+
+def test_teacher_layers_set_the_depth_and_must_agree_with_num_layers() -> None:
+    cfg = load_config(None, ["distill.teacher_layers=0,1,2"])
+    assert cfg.distill.teacher_layers == (0, 1, 2)
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["distill.teacher_layers=0,1,2", "distill.num_layers=2"])
+    assert "distill.num_layers=2 is invalid; allowed: none or 3" in str(e.value), str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["distill.teacher_layers=0,1", "distill.student_model=some/model"])
+    assert "none when distill.student_model is set" in str(e.value), str(e.value)
 
 
 def test_refit_values_are_checked() -> None:

@@ -122,3 +122,19 @@ def test_refit_stages_train_on_every_row_up_to_the_chosen_epoch(tiny_bert_dir: P
     assert teacher_stage(other, data).reused, "finetune.refit must not change the selection run's fingerprint"
     with pytest.raises(ConfigError, match="finetune.refit = off"):
         refit_teacher_stage(other, data, teacher)
+
+
+def test_a_later_config_field_left_unset_keeps_the_fingerprints_of_existing_caches() -> None:
+    """``distill.teacher_layers`` came after stage caches existed: unset, a student's key is the
+    one computed without the field; set, the key changes."""
+    import dataclasses
+    import hashlib
+
+    from export.config import DistillConfig
+
+    unset = DistillConfig()
+    before = {k: v for k, v in dataclasses.asdict(unset).items() if k != "teacher_layers"}
+    old_key = hashlib.sha256(json.dumps(["student", before], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert fingerprint("student", unset) == old_key, "an unset later field changed every existing cache key"
+    chosen = DistillConfig(teacher_layers=(0, 1, 2))
+    assert fingerprint("student", chosen) != old_key, "distill.teacher_layers does not reach the stage key"

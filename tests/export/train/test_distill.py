@@ -101,3 +101,23 @@ def test_augmented_soft_labels_score_each_text_once(
     assert len(texts) == len(logits) == len(data.train) + n_aug
     worst = max(float(np.abs(logits[i] - seen[t]).max()) for i, t in enumerate(texts))
     assert worst == 0.0, f"a row carries another text's teacher logits: max |Δ| {worst}"
+
+
+def test_a_distilbert_student_starts_from_the_teacher_layers_it_is_given(tiny_bert_dir: Path) -> None:
+    import torch
+
+    from export.config import StudentKind
+    from export.train.distill import build_student
+
+    teacher = load_pretrained(str(tiny_bert_dir), ("negative", "positive"))[0]
+    depth = teacher.config.num_hidden_layers
+    chosen = (depth - 1,)
+    student = build_student(teacher, StudentKind.DISTILBERT, None, chosen)
+    assert student.config.n_layers == 1
+    got = student.distilbert.transformer.layer[0].attention.q_lin.weight
+    want = teacher.bert.encoder.layer[depth - 1].attention.self.query.weight
+    assert torch.equal(got, want), f"student layer 0 is not teacher layer {depth - 1} (teacher_layers={chosen})"
+    other = teacher.bert.encoder.layer[0].attention.self.query.weight
+    assert depth == 1 or not torch.equal(got, other), "student layer 0 holds teacher layer 0"
+    with pytest.raises(ConfigError, match=rf"the teacher has {depth} layers"):
+        build_student(teacher, StudentKind.DISTILBERT, None, (depth,))

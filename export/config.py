@@ -551,15 +551,11 @@ def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> Pipe
 
     Raises:
         ConfigError: unreadable file, unknown key, or a value of the wrong type or range.
+
+    A file may start from another: ``extends = "base.toml"`` (relative to the file) reads the base
+    first, then this file's keys replace the base's one by one (a table merges key by key).
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    raw: dict[str, Any] = _read_toml(Path(path)) if path is not None else {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -573,6 +569,36 @@ def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> Pipe
             node = child
         node[leaf] = value
     return _build(PipelineConfig, raw, "")
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One config file's tables, with the files it ``extends`` merged underneath."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        hint = f" (named by extends in {seen[-1]})" if seen else ""
+        raise ConfigError(f"config file {path} does not exist{hint}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: extends={base!r} is invalid; allowed: the path of another config file (a string)")
+    base_path = (path.parent / base).resolve()
+    chain = (*seen, path.resolve())
+    if base_path in chain:
+        raise ConfigError(f"{path}: extends={base!r} makes a loop: {' -> '.join(str(p) for p in (*chain, base_path))}")
+    return _merge(_read_toml(base_path, chain), raw)
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top``'s keys on it; tables merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        merged[key] = _merge(below, value) if isinstance(below, dict) and isinstance(value, Mapping) else value
+    return merged
 
 
 RENAMED = {

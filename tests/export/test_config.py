@@ -63,6 +63,29 @@ def test_every_example_config_loads(path: Path) -> None:
     assert cfg.out != Path("out") or path.name == "default.toml", f"{path.name} would write into the default ./out"
 
 
+def test_a_config_extends_another_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    write_file(tmp_path / "base" / "root.toml", 'out = "out-root"\nseed = 7\n[finetune]\nepochs = 3\nbatch_size = 8\n')
+    write_file(tmp_path / "base" / "mid.toml", 'extends = "root.toml"\nout = "out-mid"\n[finetune]\nepochs = 2\n')
+    top = write_file(tmp_path / "top.toml", 'extends = "base/mid.toml"\n[distill]\nalpha = 0.9\n')
+    cfg = load_config(top, ["distill.temperature=3"])
+    got = (cfg.out, cfg.seed, cfg.finetune.epochs, cfg.finetune.batch_size, cfg.distill.alpha, cfg.distill.temperature)
+    assert got == (Path("out-mid"), 7, 2.0, 8, 0.9, 3.0), got
+
+
+def test_a_bad_extends_says_which_file_and_what_is_allowed(tmp_path: Path) -> None:
+    write_file(tmp_path / "a.toml", 'extends = "b.toml"\n')
+    write_file(tmp_path / "b.toml", 'extends = "a.toml"\n')
+    loop = r"a\.toml: extends='b\.toml' makes a loop: .*b\.toml -> .*a\.toml -> .*b\.toml"
+    with pytest.raises(ConfigError, match=loop):
+        load_config(tmp_path / "b.toml")
+    missing = r"config file .*nowhere\.toml does not exist \(named by extends in .*c\.toml\)"
+    with pytest.raises(ConfigError, match=missing):
+        load_config(write_file(tmp_path / "c.toml", 'extends = "nowhere.toml"\n'))
+    with pytest.raises(ConfigError, match=r"extends=3 is invalid; allowed: the path of another config file"):
+        load_config(write_file(tmp_path / "d.toml", "extends = 3\n"))
+
+
 def test_teacher_layers_set_the_depth_and_must_agree_with_num_layers() -> None:
     cfg = load_config(None, ["distill.teacher_layers=0,1,2"])
     assert cfg.distill.teacher_layers == (0, 1, 2)

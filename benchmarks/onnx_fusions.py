@@ -6,6 +6,8 @@ Takes an fp32 ONNX bundle the kit exported and builds, side by side in one proce
 - ``plain``: the bundle's graph as shipped (ORT applies its own level-3 optimisations at load);
 - ``fused``: ``onnxruntime.transformers.optimizer.optimize_model(model_type="bert")`` first —
   Attention, SkipLayerNormalization, BiasGelu and EmbedLayerNormalization fused ops;
+- ``fused, no Attention``: the same with ``FusionOptions.enable_attention = False`` — the
+  LayerNorm and GELU fusions alone, the attention MatMuls left for dynamic int8 as in ``plain``;
 and each of them quantized the way the kit quantizes (``quantize.onnx.quantize_onnx``, dynamic
 int8; on the fused graph ORT quantizes the fused Attention into QAttention). Every model runs one
 text per call at 1 thread on the bundle's own tokenization of SST-2 sentences; the fastest of
@@ -44,6 +46,7 @@ BEGIN, END = "<!-- onnx-fusions:begin -->", "<!-- onnx-fusions:end -->"
 
 def main() -> int:
     import onnxruntime as ort  # noqa: PLC0415 - after the argument check
+    from onnxruntime.transformers.fusion_options import FusionOptions  # noqa: PLC0415 - as ort
     from onnxruntime.transformers.optimizer import optimize_model  # noqa: PLC0415 - as ort
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -66,9 +69,26 @@ def main() -> int:
     opt = optimize_model(str(plain), model_type="bert", num_heads=args.heads, hidden_size=args.hidden, opt_level=0)
     fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
     opt.save_model_to_file(str(fused))
-    paths = {"plain fp32": plain, "fused fp32": fused}
-    for name, src in (("plain int8-dynamic", plain), ("fused int8-dynamic", fused)):
-        paths[name] = quantize_onnx(src, work / f"{name.replace(' ', '-')}.onnx", OnnxQuant.DYNAMIC_INT8)
+    no_attention = FusionOptions("bert")
+    no_attention.enable_attention = False
+    partial = work / "fused-no-attention.onnx"
+    optimize_model(
+        str(plain),
+        model_type="bert",
+        num_heads=args.heads,
+        hidden_size=args.hidden,
+        opt_level=0,
+        optimization_options=no_attention,
+    ).save_model_to_file(str(partial))
+    paths = {"plain fp32": plain, "fused fp32": fused, "fused, no Attention, fp32": partial}
+    for name, src in (
+        ("plain int8-dynamic", plain),
+        ("fused int8-dynamic", fused),
+        ("fused, no Attention, int8-dynamic", partial),
+    ):
+        paths[name] = quantize_onnx(
+            src, work / f"{name.replace(' ', '-').replace(',', '')}.onnx", OnnxQuant.DYNAMIC_INT8
+        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

@@ -391,7 +391,8 @@ def main() -> int:
     p.add_argument(
         "--more",
         type=Path,
-        nargs="*",
+        nargs="+",
+        action="extend",
         default=[],
         help="other runs' output directories (same data and teacher): their student bundles join the table, "
         "named after the run",
@@ -502,7 +503,7 @@ def render(
         "## Runtime speed (issue 20): the kit against Optimum, batch 1, held-out full sentences",
         "",
         f"Command: `python benchmarks/runtime_speed.py --run-dir {run_dir} --n {args.n} --rounds {args.rounds}"  # type: ignore[attr-defined]
-        + "".join(f" --more {d}" for d in args.more)  # type: ignore[attr-defined]
+        + (" --more " + " ".join(str(d) for d in args.more) if args.more else "")  # type: ignore[attr-defined]
         + "`"
         f" — {len(texts)} eval texts of that run (mean {np.mean(lengths):.1f} word pieces, max {max(lengths)}), "
         f"every row measured in this one run on {m['cpu']} ({m['cores']} cores, "  # type: ignore[attr-defined]

@@ -65,30 +65,27 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fusions-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)  # model copies: never left in /tmp
     plain = args.bundle / manifest["model_file"]
-    fused = work / "fused.onnx"
-    opt = optimize_model(str(plain), model_type="bert", num_heads=args.heads, hidden_size=args.hidden, opt_level=0)
-    fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
-    opt.save_model_to_file(str(fused))
     no_attention = FusionOptions("bert")
     no_attention.enable_attention = False
-    partial = work / "fused-no-attention.onnx"
-    optimize_model(
-        str(plain),
-        model_type="bert",
-        num_heads=args.heads,
-        hidden_size=args.hidden,
-        opt_level=0,
-        optimization_options=no_attention,
-    ).save_model_to_file(str(partial))
-    paths = {"plain fp32": plain, "fused fp32": fused, "fused, no Attention, fp32": partial}
-    for name, src in (
-        ("plain int8-dynamic", plain),
-        ("fused int8-dynamic", fused),
-        ("fused, no Attention, int8-dynamic", partial),
-    ):
-        paths[name] = quantize_onnx(
-            src, work / f"{name.replace(' ', '-').replace(',', '')}.onnx", OnnxQuant.DYNAMIC_INT8
+    paths: dict[str, Path] = {"plain fp32": plain}
+    fusions: dict[str, int] = {}
+    for name, fusion_options in (("fused fp32", None), ("fused, no Attention, fp32", no_attention)):
+        opt = optimize_model(
+            str(plain),
+            model_type="bert",
+            num_heads=args.heads,
+            hidden_size=args.hidden,
+            opt_level=0,
+            optimization_options=fusion_options,
         )
+        if fusion_options is None:  # the full set, named in the section
+            fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+        paths[name] = work / f"{name.replace(',', '').replace(' ', '-')}.onnx"
+        opt.save_model_to_file(str(paths[name]))
+    for name, src in list(paths.items()):
+        int8 = name.replace("fp32", "int8-dynamic")
+        target = work / f"{int8.replace(',', '').replace(' ', '-')}.onnx"
+        paths[int8] = quantize_onnx(src, target, OnnxQuant.DYNAMIC_INT8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

@@ -55,19 +55,20 @@ _BERT_TO_DISTIL_LAYER = {
 }
 
 
-def teacher_layers(n_teacher: int, n_student: int, chosen: Sequence[int] | None = None) -> list[int]:
+def teacher_layers(n_teacher: int, num_layers: int | None, chosen: Sequence[int] | None = None) -> list[int]:
     """Which teacher layer initialises each student layer: ``chosen`` (``distill.teacher_layers``)
-    when given, else every other one for half depth (0, 2, 4 of 6)."""
-    if chosen is not None:
+    when given, else every other one (``num_layers`` of them; None: half the depth, 0, 2, 4 of 6)."""
+    if chosen:
         if max(chosen) >= n_teacher:
             raise ConfigError(
                 f"distill.teacher_layers={list(chosen)} is invalid: the teacher has {n_teacher} layers; "
                 f"allowed: distinct increasing indices in 0..{n_teacher - 1}"
             )
         return list(chosen)
-    if not 1 <= n_student <= n_teacher:
-        raise ConfigError(f"distill.num_layers={n_student} is invalid; allowed: 1..{n_teacher} (the teacher's depth)")
-    return [i * n_teacher // n_student for i in range(n_student)]
+    n = num_layers if num_layers is not None else max(1, n_teacher // 2)
+    if not 1 <= n <= n_teacher:
+        raise ConfigError(f"distill.num_layers={n} is invalid; allowed: 1..{n_teacher} (the teacher's depth)")
+    return [i * n_teacher // n for i in range(n)]
 
 
 def build_student(teacher: Any, kind: StudentKind, num_layers: int | None, layers: Sequence[int] | None = None) -> Any:
@@ -85,14 +86,13 @@ def build_student(teacher: Any, kind: StudentKind, num_layers: int | None, layer
             teacher layer the teacher does not have.
     """
     tcfg = teacher.config
-    n = len(layers) if layers else num_layers if num_layers is not None else max(1, tcfg.num_hidden_layers // 2)
-    layers = teacher_layers(tcfg.num_hidden_layers, n, layers or None)
+    layers = teacher_layers(tcfg.num_hidden_layers, num_layers, layers)
     if kind is StudentKind.DISTILBERT:
         return _distilbert_from_bert(teacher, layers)
     from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 - heavy: loaded when training, not on import
 
     scfg = copy.deepcopy(tcfg)
-    scfg.num_hidden_layers = n
+    scfg.num_hidden_layers = len(layers)
     student = AutoModelForSequenceClassification.from_config(scfg)
     tstate = teacher.state_dict()
     sstate = student.state_dict()

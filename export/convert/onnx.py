@@ -15,6 +15,9 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from export.artifacts import Artifact, Format
 from export.classifier import Classifier
@@ -33,6 +36,7 @@ def export_onnx(
     opset: int | None = None,
     exporter: OnnxExporter = OnnxExporter.AUTO,
     mask_fill: float | None = None,
+    fold_shapes: bool = True,
 ) -> Path:
     """Exports a saved classifier to one self-contained ``.onnx`` file.
 
@@ -48,10 +52,15 @@ def export_onnx(
         mask_fill: If set, the graph fills masked attention positions with this finite
             value instead of −3.4e38 (see :mod:`export.convert.mask_fill`); for graphs that will be
             integer-quantized. Float outputs are the same.
+        fold_shapes: Fold the shape arithmetic the exporter traced (head-split reshapes, the
+            attention scale) into constants (:mod:`export.convert.onnx_shapes`); the folded
+            graph must give the unfolded one's logits on random inputs of several batch sizes
+            and lengths, or the export fails.
 
     Raises:
         ConversionError: the exporter failed, or its graph does not pass ``onnx.checker``
-            or does not take the model's inputs and return ``logits``.
+            or does not take the model's inputs and return ``logits``, or the folded graph
+            disagrees with the exported one.
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
@@ -92,16 +101,108 @@ def export_onnx(
                 f"onnx.opset={opset} (ONNX's version converter could not take every op down); set onnx.opset={got} "
                 "or use onnx.exporter=optimum"
             )
+        if fold_shapes:
+            _fold_shapes(clf, produced)
         shutil.move(str(produced), out_path)
     return out_path
 
 
-def export_integer_onnx(clf: Classifier, out_path: Path, opset: int, mask_fill: float) -> Path:
+def _fold_shapes(clf: Classifier, path: Path) -> None:
+    """Rewrites ``path`` with its shape arithmetic folded, after proving the two graphs agree.
+
+    Raises:
+        ConversionError: the folded graph is not valid ONNX, or its logits differ from the
+            exported graph's by more than ``_FOLD_ATOL`` (relative to the logits' size).
+    """
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
+
+    from export.convert.onnx_shapes import fold_shapes  # noqa: PLC0415 - imports onnxruntime
+
+    model = onnx.load(str(path))
+    try:
+        folded, stats = fold_shapes(model)
+    except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
+        log.warning(
+            "ONNX export of %s: shape arithmetic left unfolded (symbolic shape inference failed: %s: %s)",
+            clf.name,
+            type(e).__name__,
+            _summary(e),
+        )
+        return
+    hint = "; export with onnx.fold_shapes = false and report the model type"
+    try:
+        onnx.checker.check_model(folded, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ConversionError(f"ONNX export of {clf.name}: the shape-folded graph is not valid: {e}{hint}") from e
+    for feeds in _probe_feeds(clf, model):
+        before, after = _run_graph(model, feeds), _run_graph(folded, feeds)
+        delta = float(np.abs(before - after).max())
+        scale = max(1.0, float(np.abs(before).max()))
+        if not delta <= _FOLD_ATOL * scale:
+            shape = "x".join(map(str, next(iter(feeds.values())).shape))
+            raise ConversionError(
+                f"ONNX export of {clf.name} ({clf.model_type}): folding its shape arithmetic changed the logits "
+                f"(max |Δ| {delta:.3g} > {_FOLD_ATOL * scale:.3g} on a {shape} batch){hint}"
+            )
+    onnx.save(folded, str(path))
+    log.info(
+        "ONNX export of %s: shape arithmetic folded: %d → %d nodes (%d values made constant, %d reshape targets)",
+        clf.name,
+        stats["nodes_before"],
+        stats["nodes_after"],
+        stats["folded"],
+        stats["reshapes"],
+    )
+
+
+# The folded graph runs the same float ops on the same numbers; ONNX Runtime may pick other
+# kernels for them once shapes are constant (e.g. the attention scale fused into a MatMul).
+_FOLD_ATOL = 1e-4
+
+
+def _probe_feeds(clf: Classifier, model: Any) -> list[dict[str, np.ndarray]]:
+    """Random inputs by the graph's own input names and dtypes: batch 1 of 1 and 7 tokens, and
+    batch 3 of 13 tokens with right padding in two rows (what the runtime feeds)."""
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
+
+    config = clf.model.config
+    vocab = int(getattr(config, "vocab_size", 100))
+    longest = int(getattr(config, "max_position_embeddings", 13) or 13)
+    types = int(getattr(config, "type_vocab_size", 1) or 1)
+    rng = np.random.default_rng(0)
+    dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in model.graph.input}
+    batches = []
+    for rows, length in ((1, 1), (1, 7), (3, 13)):
+        length = min(length, longest - 2)  # RoBERTa's positions start after the padding index
+        mask = np.ones((rows, length), dtype=np.int64)
+        if rows > 1:
+            mask[1, length // 2 :] = 0
+            mask[2, length - 1 :] = 0
+        ids = rng.integers(0, vocab, size=(rows, length))
+        segments = np.zeros((rows, length), dtype=np.int64)
+        if types > 1:
+            segments[:, length // 2 :] = 1
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments * mask}
+        batches.append({n: arrays[n].astype(d) for n, d in dtypes.items()})
+    return batches
+
+
+def _run_graph(model: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    import onnxruntime as ort  # noqa: PLC0415 - loaded when converting, not on import
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["logits"], feeds)[0], dtype=np.float64)
+
+
+def export_integer_onnx(
+    clf: Classifier, out_path: Path, opset: int, mask_fill: float, fold_shapes: bool = True
+) -> Path:
     """The graph a QDQ quantizer can make integer end to end, as :func:`export_onnx` writes and
     checks it: the model reloaded with eager attention and exported with the dynamo exporter
     inside :func:`~export.convert.integer_graph.integer_graph` (embeddings as Gather, the
     attention mask chosen by a comparison, not cast to float, filled with ``mask_fill``) — the
-    graph the QAT stage trained in. Float outputs are the model's.
+    graph the QAT stage trained in. Float outputs are the model's. ``fold_shapes`` as in
+    :func:`export_onnx`.
 
     Raises:
         ConversionError: the export failed or is not valid.
@@ -112,7 +213,8 @@ def export_integer_onnx(clf: Classifier, out_path: Path, opset: int, mask_fill: 
 
     model = AutoModelForSequenceClassification.from_pretrained(clf.path, attn_implementation="eager").eval()
     with integer_graph(model, mask_fill):
-        return export_onnx(dataclasses.replace(clf, model=model), out_path, max(opset, 18), OnnxExporter.DYNAMO)
+        clf = dataclasses.replace(clf, model=model)
+        return export_onnx(clf, out_path, max(opset, 18), OnnxExporter.DYNAMO, fold_shapes=fold_shapes)
 
 
 def graph_opset(path: Path) -> int:
@@ -200,6 +302,6 @@ def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Ar
     artifacts = []
     for clf in models:
         name = f"{clf.name}-onnx-fp32"
-        path = export_onnx(clf, out_dir / f"{name}.onnx", cfg.opset, cfg.exporter)
+        path = export_onnx(clf, out_dir / f"{name}.onnx", cfg.opset, cfg.exporter, fold_shapes=cfg.fold_shapes)
         artifacts.append(Artifact(name, path, Format.ONNX, "fp32", clf.name, clf.name, opset=cfg.opset))
     return artifacts

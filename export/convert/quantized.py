@@ -91,7 +91,9 @@ def quantized_onnx(
                     continue  # the QAT model is the student's
                 source, inputs, notes = source_artifact.path, None, ()
                 if mode is OnnxQuant.QAT_INT8 and qat is not None and calibration is not None:
-                    source = export_integer_onnx(qat.model, Path(tmp) / "integer.onnx", cfg.opset, quant.mask_fill)
+                    source = export_integer_onnx(
+                        qat.model, Path(tmp) / "integer.onnx", cfg.opset, quant.mask_fill, cfg.fold_shapes
+                    )
                     # Padded to the length buckets, as the QAT stage measured its ranges: the
                     # masked positions' fill is then inside the calibrated ranges, so padded
                     # batches stay right.
@@ -102,7 +104,9 @@ def quantized_onnx(
                     inputs = [row for _, row in encoded]
                     notes = (*qat.notes, _qat_onnx_note(len(inputs)))
                 elif mode.calibrated and calibration is not None:
-                    source = export_onnx(clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill)
+                    source = export_onnx(
+                        clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill, cfg.fold_shapes
+                    )
                     encoded = encode(clf.tokenizer, calibration.calibration, clf.input_names, max_length)
                     inputs = [row for _, row in encoded]
                     notes = (_static_note(source, len(inputs)),)

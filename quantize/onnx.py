@@ -100,15 +100,11 @@ def _quantize_dynamic(fp32_path: Path, out_path: Path) -> None:
     import onnx  # noqa: PLC0415 - loaded when quantizing: importing quantize/ stays light
     from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415 - as onnx
 
-    model = onnx.load(str(fp32_path))
-    if gemms_as_matmuls(model):  # ORT's dynamic quantizer skips Gemm: the head's dense layer stayed fp32
-        fp32_path = out_path.with_name("gemms-as-matmuls.onnx")  # out_path's folder is a temporary one
-        onnx.save(model, str(fp32_path))
     quantize_dynamic(
         fp32_path,
         out_path,
         op_types_to_quantize=["MatMul", "Gemm", "Gather"],
-        nodes_to_quantize=weight_nodes(model),
+        nodes_to_quantize=weight_nodes(onnx.load(str(fp32_path))),
         per_channel=True,
         # 7-bit weights: ORT's u8×s8 kernels on x86 without VNNI (and some with it) can
         # saturate int16 pair sums; on a tiny BERT here max |Δ| went 0.10 → 0.019 with it.
@@ -117,52 +113,6 @@ def _quantize_dynamic(fp32_path: Path, out_path: Path) -> None:
         # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-
-
-def gemms_as_matmuls(model: Any) -> int:
-    """Rewrites, in place, each weight Gemm that does not read a nonlinearity's output as MatMul + Add.
-
-    ONNX Runtime's dynamic quantizer has no integer Gemm: the classification head's dense layer
-    (DistilBERT's ``pre_classifier``, BERT's pooler: hidden × hidden, fp32, read in full for each
-    text) stayed in float. As MatMul + Add it is quantized like the encoder's layers. The final
-    classifier reads a ReLU / tanh output and stays a float Gemm (:func:`float_matmuls`: the same
-    rule as static int8). Only plain Gemms are rewritten (``alpha = beta = 1``, ``transA = 0``, a
-    2-D weight initializer, a 1-D bias initializer or none). Returns the number rewritten.
-    """
-    from onnx import helper, numpy_helper  # noqa: PLC0415 - loaded when quantizing
-
-    inits = {i.name: i for i in model.graph.initializer}
-    keep = set(float_matmuls(model))
-    nodes, rewritten = [], 0
-    for node in model.graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        weight = inits.get(node.input[1]) if node.op_type == "Gemm" else None
-        bias = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        plain = attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0)
-        if (
-            weight is None
-            or node.name in keep
-            or not plain
-            or len(weight.dims) != 2
-            or (len(node.input) > 2 and node.input[2] and (bias is None or len(bias.dims) != 1))
-        ):
-            nodes.append(node)
-            continue
-        w = numpy_helper.to_array(weight)
-        w_name = f"{node.input[1]}/as_matmul"
-        model.graph.initializer.append(numpy_helper.from_array(w.T.copy() if attrs.get("transB", 0) else w, w_name))
-        product = f"{node.output[0]}/matmul" if bias is not None else node.output[0]
-        nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [product], name=f"{node.name}/MatMul"))
-        if bias is not None:
-            nodes.append(helper.make_node("Add", [product, bias.name], [node.output[0]], name=f"{node.name}/Add"))
-        rewritten += 1
-    if rewritten:
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        used = {i for n in model.graph.node for i in n.input}
-        for init in [i for i in model.graph.initializer if i.name not in used]:
-            model.graph.initializer.remove(init)
-    return rewritten
 
 
 def _quantize_static(

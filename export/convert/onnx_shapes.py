@@ -109,10 +109,11 @@ def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
 
 
 def _symbolic_shapes(graph: Any) -> dict[str, tuple[Any, ...]]:
-    """Each tensor's shape from symbolic inference: ints and sympy symbols (one per dim_param)."""
+    """Each tensor's shape from symbolic inference (initializers: their own): ints and sympy
+    symbols (one per dim_param)."""
     import sympy  # noqa: PLC0415 - torch and onnxruntime's shape inference depend on it
 
-    shapes: dict[str, tuple[Any, ...]] = {}
+    shapes: dict[str, tuple[Any, ...]] = {i.name: tuple(int(d) for d in i.dims) for i in graph.initializer}
     for vi in [*graph.input, *graph.value_info, *graph.output]:
         t = vi.type.tensor_type
         if not t.HasField("shape"):

@@ -146,12 +146,14 @@ def _fold_shapes(clf: Classifier, path: Path) -> None:
             )
     onnx.save(folded, str(path))
     log.info(
-        "ONNX export of %s: shape arithmetic folded: %d → %d nodes (%d values made constant, %d reshape targets)",
+        "ONNX export of %s: shape arithmetic folded: %d → %d nodes (%d values made constant, %d reshape "
+        "targets, %d expands dropped)",
         clf.name,
         stats["nodes_before"],
         stats["nodes_after"],
         stats["folded"],
         stats["reshapes"],
+        stats["expands"],
     )
 
 
@@ -173,7 +175,7 @@ def _probe_feeds(clf: Classifier, model: Any) -> list[dict[str, np.ndarray]]:
     dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in model.graph.input}
     batches = []
     for rows, length in ((1, 1), (1, 7), (3, 13)):
-        length = min(length, longest - 2)  # RoBERTa's positions start after the padding index
+        length = max(1, min(length, longest - 2))  # RoBERTa's positions start after the padding index
         mask = np.ones((rows, length), dtype=np.int64)
         if rows > 1:
             mask[1, length // 2 :] = 0

@@ -236,8 +236,8 @@ def _symbolic(node: Any, inputs: list[np.ndarray | None]) -> list[np.ndarray] | 
             return None
         return [np.concatenate([np.asarray(v, dtype=object) for v in inputs if v is not None])]
     if op == "Slice":
-        if data.ndim != 1 or any(v is not None and not _concrete(v) for v in inputs[1:]):
-            return None
+        if data.ndim != 1 or len(inputs) < 3 or any(v is not None and not _concrete(v) for v in inputs[1:]):
+            return None  # (opset < 10 Slices take attributes: left alone)
         starts, ends = int(inputs[1][0]), int(inputs[2][0])  # type: ignore[index]
         steps = int(inputs[4][0]) if len(inputs) > 4 and inputs[4] is not None else 1
         return [data[slice(starts, ends, steps)]]

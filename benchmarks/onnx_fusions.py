@@ -13,6 +13,11 @@ int8; on the fused graph ORT quantizes the fused Attention into QAttention). Eve
 text per call at 1 thread on the bundle's own tokenization of SST-2 sentences; the fastest of
 ``--rounds`` rounds taken in turns is reported, with the label agreement and max |logit Δ| of
 each variant against plain fp32.
+
+The section in BENCHMARKS.md was measured on bundles exported before shape folding
+(``onnx.fold_shapes``, now on by default). ORT's attention fusion matches the exporter's own
+Shape / Reshape pattern, which folding rewrites: on a folded bundle it fuses no Attention. To
+reproduce the section, export with ``--set onnx.fold_shapes=false``.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def _fold_shapes(clf: Classifier, path: Path) -> None:
     hint = "; export with onnx.fold_shapes = false and report the model type"
     try:
         onnx.checker.check_model(folded, full_check=True)
-    except onnx.checker.ValidationError as e:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ConversionError(f"ONNX export of {clf.name}: the shape-folded graph is not valid: {e}{hint}") from e
     for feeds in _probe_feeds(clf, model):
         before, after = _run_graph(model, feeds), _run_graph(folded, feeds)

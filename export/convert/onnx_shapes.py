@@ -363,6 +363,9 @@ def _remove_dead(graph: Any) -> int:
         needed.update(n.input)
     for init in [i for i in graph.initializer if i.name not in needed]:
         graph.initializer.remove(init)
+    alive = needed | {o for n in graph.node for o in n.output}
+    for info in [v for v in graph.value_info if v.name not in alive]:  # shapes of removed tensors
+        graph.value_info.remove(info)
     return removed
 
 

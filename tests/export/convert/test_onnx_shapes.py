@@ -15,6 +15,7 @@ import export.convert.onnx_shapes as onnx_shapes
 from export.config import OnnxConfig, OnnxExporter, load_config
 from export.convert.onnx import export_onnx
 from export.errors import ConversionError
+from export.preflight import resolve_onnx
 from runtime.backends import OnnxBackend
 from tests.builders import NUM_LABELS, TINY_MODELS, assert_close, fixed_batch, tiny_classifier
 
@@ -66,12 +67,18 @@ def test_folding_removes_shape_kernels_and_keeps_the_logits(
 
 
 def test_bert_folds_every_layers_shape_chain(tmp_path: Path) -> None:
+    # The installed exporter: optimum on transformers 4, dynamo on transformers 5 (scripts/test.sh runs both).
+    exporter = resolve_onnx(OnnxConfig()).exporter
     plain, folded = _export_both("bert", OnnxExporter.AUTO, tmp_path)
     (n0, shapes0, dyn0), (n1, shapes1, dyn1) = _graph_facts(plain), _graph_facts(folded)
-    assert n1 <= 0.6 * n0, f"nodes {n0} → {n1} (expected ≥ 40 % fewer)"
+    what = f"{exporter.value}: nodes {n0} → {n1}, computed Reshape targets {dyn0} → {dyn1}"
+    assert dyn1 <= dyn0 - 6, what  # each of the 2 layers' Q, K, V head splits
+    if exporter is OnnxExporter.OPTIMUM:  # TorchScript traces every size: far more to fold than dynamo's graph
+        assert n1 <= 0.6 * n0 and dyn1 <= 1 and shapes1 <= 4, f"{what}, Shape nodes {shapes0} → {shapes1}"
     expands = [sum(n.op_type == "Expand" for n in onnx.load(str(p)).graph.node) for p in (plain, folded)]
-    assert expands == [1, 0], f"the attention mask's Expand (plain, folded): {expands}"
-    assert dyn1 <= 1 and shapes1 <= 4, f"computed Reshape targets {dyn0} → {dyn1}, Shape nodes {shapes0} → {shapes1}"
+    # transformers 4's attention mask has one Expand, to [batch, 1, seq, seq]; transformers 5 builds it otherwise.
+    expected = expands[0] == 1 and expands[1] == 0 if exporter is OnnxExporter.OPTIMUM else expands[1] <= expands[0]
+    assert expected, f"{exporter.value}: Expands (plain, folded): {expands}"
     _assert_same_logits(plain, folded, "bert")
 
 
@@ -84,7 +91,10 @@ def test_a_fold_that_changes_the_logits_fails_the_export(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(onnx_shapes, "reshape_target", heads_swapped)
     clf = tiny_classifier("bert", tmp_path / "bert", LABELS, save=True)
-    changed = r"changed the logits \(max \|Δ\| .* on a \d+x\d+ batch\).*fold_shapes = false"
+    # optimum's graph runs and gives other logits; dynamo's declares each tensor's shape, so the
+    # checker already refuses the swapped heads.
+    logits = r"changed the logits \(max \|Δ\| .* on a \d+x\d+ batch\)"
+    changed = rf"(?s)({logits}|shape-folded graph is not valid).*fold_shapes = false"
     with pytest.raises(ConversionError, match=changed):
         export_onnx(clf, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists(), "a failed fold left a model behind"

@@ -29,10 +29,9 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_md import write_section
+from bench_md import publish, time_in_turns
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -95,18 +94,7 @@ def main() -> int:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     sessions = {k: ort.InferenceSession(str(v), options, providers=["CPUExecutionProvider"]) for k, v in paths.items()}
-    names = {k: [i.name for i in s.get_inputs()] for k, s in sessions.items()}
-    best = dict.fromkeys(sessions, float("inf"))
-    outputs: dict[str, np.ndarray] = {}
-    for _ in range(args.rounds):
-        for k, s in sessions.items():
-            for f in feeds[:10]:
-                s.run(None, {n: f[n] for n in names[k]})
-            logits, began = [], time.perf_counter()
-            for f in feeds:
-                logits.append(s.run(None, {n: f[n] for n in names[k]})[0][0])
-            best[k] = min(best[k], (time.perf_counter() - began) / len(feeds) * 1e3)
-            outputs[k] = np.asarray(logits)
+    best, outputs = time_in_turns(sessions, feeds, args.rounds)
     m = machine()
     ref = outputs["plain fp32"]
     mean_len = np.mean([f["input_ids"].shape[1] for f in feeds])
@@ -130,10 +118,7 @@ def main() -> int:
         delta = float(np.abs(outputs[k] - ref).max())
         lines.append(f"| {k} | {best[k]:.2f} | {best[k] / base:.2f}× | {100 * agree:.2f}% | {delta:.3g} |")
     lines.append(END)
-    section = "\n".join(lines)
-    if not args.no_write:
-        write_section(section, BEGIN, END)
-    print(section)
+    publish("\n".join(lines), BEGIN, END, write=not args.no_write)
     return 0
 
 

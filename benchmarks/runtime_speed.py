@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_md import write_section
+from bench_md import publish
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -461,9 +461,7 @@ def main() -> int:
                 row.p50_ms, row.p90_ms = float(np.percentile(totals, 50)), float(np.percentile(totals, 90))
             row.accuracy = acc
     section = render(rows, texts, peak, cpu, args, run_dir, work)
-    if not args.no_write:
-        write_section(section, BEGIN, END)
-    print(section)
+    publish(section, BEGIN, END, write=not args.no_write)
     return 0
 
 

@@ -23,10 +23,9 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_md import write_section
+from bench_md import publish, time_in_turns
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -98,9 +97,8 @@ def main() -> int:
             graphs[f"int8 {tag}"] = quantize_onnx(
                 graphs[f"fp32 {tag}"], work / f"{path.name}-{tag}-int8.onnx", OnnxQuant.DYNAMIC_INT8
             )
-        names = [i.name for i in onnx.load(str(graphs["fp32 plain"]), load_external_data=False).graph.input]
         encoded = [tokenizer([t], truncation=True, max_length=128, return_tensors="np") for t in texts]
-        feeds = [{k: v for k, v in e.items() if k in names} for e in encoded]
+        feeds = [dict(e) for e in encoded]
         mean_len = float(np.mean([f["input_ids"].shape[1] for f in feeds]))
         for threads in (1, 2):
             sessions, nodes = {}, {}
@@ -109,17 +107,7 @@ def main() -> int:
                 options.optimized_model_filepath = str(g.with_suffix(f".ort{threads}.onnx"))
                 sessions[k] = ort.InferenceSession(str(g), options, providers=["CPUExecutionProvider"])
                 nodes[k] = len(onnx.load(options.optimized_model_filepath).graph.node)
-            best = dict.fromkeys(sessions, float("inf"))
-            logits: dict[str, np.ndarray] = {}
-            for _ in range(args.rounds):
-                for k, s in sessions.items():
-                    for f in feeds[:10]:
-                        s.run(None, f)
-                    out, began = [], time.perf_counter()
-                    for f in feeds:
-                        out.append(s.run(None, f)[0][0])
-                    best[k] = min(best[k], (time.perf_counter() - began) / len(feeds) * 1e3)
-                    logits[k] = np.asarray(out)
+            best, logits = time_in_turns(sessions, feeds, args.rounds)
             for k in sessions:
                 base = f"{k[:4]} plain"
                 agree = float((logits[k].argmax(1) == logits["fp32 plain"].argmax(1)).mean())
@@ -148,10 +136,7 @@ def main() -> int:
             f"{100 * agree:.2f}% |"
         )
     lines.append(END)
-    section = "\n".join(lines)
-    if not args.no_write:
-        write_section(section, BEGIN, END)
-    print(section)
+    publish("\n".join(lines), BEGIN, END, write=not args.no_write)
     return 0
 
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_md import write_section
+from bench_md import publish
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -177,9 +177,7 @@ def main() -> int:
         }
         print(length, {k: round(v, 4) for k, v in results[length].items()}, flush=True)
     section = render(results, args)
-    if not args.no_write:
-        write_section(section, BEGIN, END)
-    print(section)
+    publish(section, BEGIN, END, write=not args.no_write)
     return 0
 
 

@@ -134,8 +134,9 @@ def _fold_shapes(clf: Classifier, path: Path) -> None:
         onnx.checker.check_model(folded, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ConversionError(f"ONNX export of {clf.name}: the shape-folded graph is not valid: {e}{hint}") from e
+    sessions = [_session(model), _session(folded)]
     for feeds in _probe_feeds(clf, model):
-        before, after = _run_graph(model, feeds), _run_graph(folded, feeds)
+        before, after = (np.asarray(s.run(["logits"], feeds)[0], dtype=np.float64) for s in sessions)
         delta = float(np.abs(before - after).max())
         scale = max(1.0, float(np.abs(before).max()))
         if not delta <= _FOLD_ATOL * scale:
@@ -189,11 +190,10 @@ def _probe_feeds(clf: Classifier, model: Any) -> list[dict[str, np.ndarray]]:
     return batches
 
 
-def _run_graph(model: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+def _session(model: Any) -> Any:
     import onnxruntime as ort  # noqa: PLC0415 - loaded when converting, not on import
 
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(["logits"], feeds)[0], dtype=np.float64)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def export_integer_onnx(

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 _STRUCTURAL = frozenset({"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Identity", "Cast"})
 # Ops worked out only when every input is a concrete array, with ONNX's reference implementation.
 _CONCRETE = frozenset({*_STRUCTURAL, "Sqrt", "Div", "Mul", "Add", "Sub", "Pow", "Reciprocal", "Neg", "Range", "Equal"})
-_INT_TYPES = {6: np.int32, 7: np.int64}  # TensorProto.INT32 / INT64
+_INT_TYPES = frozenset({6, 7})  # TensorProto.INT32 / INT64: a Cast to them keeps a shape value
 _MAX_FOLD = 4096  # elements: shape arithmetic is tiny; larger constant inputs are weights
 
 

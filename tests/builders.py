@@ -88,6 +88,20 @@ def assert_close(actual: object, expected: object, atol: float, what: str = "") 
     return diff
 
 
+def assert_same_onnx_logits(reference: Path, rewritten: Path, what: str, atol: float = 1e-5) -> None:
+    """Batch 4 of :func:`fixed_batch` with padding, then every row alone at its unpadded length:
+    the ``rewritten`` ONNX graph gives the ``reference`` graph's logits within ``atol``."""
+    from runtime.backends import OnnxBackend
+
+    a, b = OnnxBackend(reference), OnnxBackend(rewritten)
+    batch = fixed_batch()
+    assert_close(b.run(batch), a.run(batch), atol, f"{what} batch 4")
+    for row in range(len(batch["input_ids"])):
+        n = int(batch["attention_mask"][row].sum())
+        one = {k: v[row : row + 1, :n] for k, v in batch.items()}
+        assert_close(b.run(one), a.run(one), atol, f"{what} row {row} alone ({n} tokens)")
+
+
 # --- the parity matrix ---------------------------------------------------------------------
 
 #: Every (architecture × path) cell that must have a parity test; see tests/export/test_architectures.py.

@@ -37,6 +37,7 @@ def export_onnx(
     exporter: OnnxExporter = OnnxExporter.AUTO,
     mask_fill: float | None = None,
     fold_shapes: bool = True,
+    first_token_only: bool = True,
 ) -> Path:
     """Exports a saved classifier to one self-contained ``.onnx`` file.
 
@@ -56,6 +57,8 @@ def export_onnx(
             attention scale) into constants (:mod:`export.convert.onnx_shapes`); the folded
             graph must give the unfolded one's logits on random inputs of several batch sizes
             and lengths, or the export fails.
+        first_token_only: Compute the last layer for the first token only, the row the
+            classification head reads (:mod:`export.convert.onnx_rows`); proved like ``fold_shapes``.
 
     Raises:
         ConversionError: the exporter failed, or its graph does not pass ``onnx.checker``
@@ -103,6 +106,8 @@ def export_onnx(
             )
         if fold_shapes:
             _fold_shapes(clf, produced)
+        if first_token_only:
+            _first_token_only(clf, produced)
         shutil.move(str(produced), out_path)
     return out_path
 
@@ -112,7 +117,7 @@ def _fold_shapes(clf: Classifier, path: Path) -> None:
 
     Raises:
         ConversionError: the folded graph is not valid ONNX, or its logits differ from the
-            exported graph's by more than ``_FOLD_ATOL`` (relative to the logits' size).
+            exported graph's by more than ``_REWRITE_ATOL`` (relative to the logits' size).
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
@@ -129,22 +134,7 @@ def _fold_shapes(clf: Classifier, path: Path) -> None:
             _summary(e),
         )
         return
-    hint = "; export with onnx.fold_shapes = false and report the model type"
-    try:
-        onnx.checker.check_model(folded, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ConversionError(f"ONNX export of {clf.name}: the shape-folded graph is not valid: {e}{hint}") from e
-    sessions = [_session(model), _session(folded)]
-    for feeds in _probe_feeds(clf, model):
-        before, after = (np.asarray(s.run(["logits"], feeds)[0], dtype=np.float64) for s in sessions)
-        delta = float(np.abs(before - after).max())
-        scale = max(1.0, float(np.abs(before).max()))
-        if not delta <= _FOLD_ATOL * scale:
-            shape = "x".join(map(str, next(iter(feeds.values())).shape))
-            raise ConversionError(
-                f"ONNX export of {clf.name} ({clf.model_type}): folding its shape arithmetic changed the logits "
-                f"(max |Δ| {delta:.3g} > {_FOLD_ATOL * scale:.3g} on a {shape} batch){hint}"
-            )
+    _prove_rewrite(clf, model, folded, "folding its shape arithmetic", "onnx.fold_shapes")
     onnx.save(folded, str(path))
     log.info(
         "ONNX export of %s: shape arithmetic folded: %d → %d nodes (%d values made constant, %d reshape "
@@ -158,9 +148,80 @@ def _fold_shapes(clf: Classifier, path: Path) -> None:
     )
 
 
-# The folded graph runs the same float ops on the same numbers; ONNX Runtime may pick other
+def _first_token_only(clf: Classifier, path: Path) -> None:
+    """Rewrites ``path`` so its last layer computes only the row the head reads, after proving the
+    two graphs agree (:func:`_prove_rewrite`); a graph whose row selection the pass does not find is
+    left as it is (logged).
+
+    Raises:
+        ConversionError: the rewritten graph is not valid ONNX or its logits differ.
+    """
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
+
+    from export.convert.onnx_rows import first_token_only  # noqa: PLC0415 - imports onnxruntime
+
+    model = onnx.load(str(path))
+    try:
+        pruned, stats = first_token_only(model)
+    except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
+        log.warning(
+            "ONNX export of %s: every row of the last layer kept (symbolic shape inference failed: %s: %s)",
+            clf.name,
+            type(e).__name__,
+            _summary(e),
+        )
+        return
+    if not stats["nodes"]:
+        log.info("ONNX export of %s: no first-token row selection found; every row of the last layer kept", clf.name)
+        return
+    _prove_rewrite(clf, model, pruned, "computing its last layer for the first token only", "onnx.first_token_only")
+    onnx.save(pruned, str(path))
+    log.info(
+        "ONNX export of %s: last layer computed for the first token only (%d nodes, %d of them MatMuls)",
+        clf.name,
+        stats["nodes"],
+        stats["matmuls"],
+    )
+
+
+def _prove_rewrite(clf: Classifier, model: Any, rewritten: Any, what: str, switch: str) -> None:
+    """``rewritten`` must be valid ONNX and give ``model``'s logits within ``_REWRITE_ATOL`` (relative
+    to the logits' size) on :func:`_probe_feeds`.
+
+    Raises:
+        ConversionError: it is not, naming max |Δ|, the batch and ``switch`` (the setting that turns
+            the rewrite off).
+    """
+    import onnx  # noqa: PLC0415 - loaded when converting, not on import
+
+    hint = f"; export with {switch} = false and report the model type"
+    try:
+        onnx.checker.check_model(rewritten, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ConversionError(f"ONNX export of {clf.name}: {what} made an invalid graph: {e}{hint}") from e
+    sessions = [_session(model), _session(rewritten)]
+    for feeds in _probe_feeds(clf, model):
+        shape = "x".join(map(str, next(iter(feeds.values())).shape))
+        before = np.asarray(sessions[0].run(["logits"], feeds)[0], dtype=np.float64)
+        try:
+            after = np.asarray(sessions[1].run(["logits"], feeds)[0], dtype=np.float64)
+        except Exception as e:
+            raise ConversionError(
+                f"ONNX export of {clf.name} ({clf.model_type}): {what} made a graph that fails on a {shape} batch: "
+                f"{_summary(e)}{hint}"
+            ) from e
+        delta = float(np.abs(before - after).max())
+        scale = max(1.0, float(np.abs(before).max()))
+        if not delta <= _REWRITE_ATOL * scale:
+            raise ConversionError(
+                f"ONNX export of {clf.name} ({clf.model_type}): {what} changed the logits "
+                f"(max |Δ| {delta:.3g} > {_REWRITE_ATOL * scale:.3g} on a {shape} batch){hint}"
+            )
+
+
+# A rewritten graph runs the same float ops on the same numbers; ONNX Runtime may pick other
 # kernels for them once shapes are constant (e.g. the attention scale fused into a MatMul).
-_FOLD_ATOL = 1e-4
+_REWRITE_ATOL = 1e-4
 
 
 def _probe_feeds(clf: Classifier, model: Any) -> list[dict[str, np.ndarray]]:
@@ -197,14 +258,19 @@ def _session(model: Any) -> Any:
 
 
 def export_integer_onnx(
-    clf: Classifier, out_path: Path, opset: int, mask_fill: float, fold_shapes: bool = True
+    clf: Classifier,
+    out_path: Path,
+    opset: int,
+    mask_fill: float,
+    fold_shapes: bool = True,
+    first_token_only: bool = True,
 ) -> Path:
     """The graph a QDQ quantizer can make integer end to end, as :func:`export_onnx` writes and
     checks it: the model reloaded with eager attention and exported with the dynamo exporter
     inside :func:`~export.convert.integer_graph.integer_graph` (embeddings as Gather, the
     attention mask chosen by a comparison, not cast to float, filled with ``mask_fill``) — the
-    graph the QAT stage trained in. Float outputs are the model's. ``fold_shapes`` as in
-    :func:`export_onnx`.
+    graph the QAT stage trained in. Float outputs are the model's. ``fold_shapes`` and
+    ``first_token_only`` as in :func:`export_onnx`.
 
     Raises:
         ConversionError: the export failed or is not valid.
@@ -216,7 +282,14 @@ def export_integer_onnx(
     model = AutoModelForSequenceClassification.from_pretrained(clf.path, attn_implementation="eager").eval()
     with integer_graph(model, mask_fill):
         clf = dataclasses.replace(clf, model=model)
-        return export_onnx(clf, out_path, max(opset, 18), OnnxExporter.DYNAMO, fold_shapes=fold_shapes)
+        return export_onnx(
+            clf,
+            out_path,
+            max(opset, 18),
+            OnnxExporter.DYNAMO,
+            fold_shapes=fold_shapes,
+            first_token_only=first_token_only,
+        )
 
 
 def graph_opset(path: Path) -> int:
@@ -304,6 +377,13 @@ def to_onnx(models: list[Classifier], cfg: OnnxConfig, out_dir: Path) -> list[Ar
     artifacts = []
     for clf in models:
         name = f"{clf.name}-onnx-fp32"
-        path = export_onnx(clf, out_dir / f"{name}.onnx", cfg.opset, cfg.exporter, fold_shapes=cfg.fold_shapes)
+        path = export_onnx(
+            clf,
+            out_dir / f"{name}.onnx",
+            cfg.opset,
+            cfg.exporter,
+            fold_shapes=cfg.fold_shapes,
+            first_token_only=cfg.first_token_only,
+        )
         artifacts.append(Artifact(name, path, Format.ONNX, "fp32", clf.name, clf.name, opset=cfg.opset))
     return artifacts

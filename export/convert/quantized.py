@@ -92,7 +92,12 @@ def quantized_onnx(
                 source, inputs, notes = source_artifact.path, None, ()
                 if mode is OnnxQuant.QAT_INT8 and qat is not None and calibration is not None:
                     source = export_integer_onnx(
-                        qat.model, Path(tmp) / "integer.onnx", cfg.opset, quant.mask_fill, cfg.fold_shapes
+                        qat.model,
+                        Path(tmp) / "integer.onnx",
+                        cfg.opset,
+                        quant.mask_fill,
+                        cfg.fold_shapes,
+                        cfg.first_token_only,
                     )
                     # Padded to the length buckets, as the QAT stage measured its ranges: the
                     # masked positions' fill is then inside the calibrated ranges, so padded
@@ -105,7 +110,13 @@ def quantized_onnx(
                     notes = (*qat.notes, _qat_onnx_note(len(inputs)))
                 elif mode.calibrated and calibration is not None:
                     source = export_onnx(
-                        clf, Path(tmp) / "bounded.onnx", cfg.opset, cfg.exporter, quant.mask_fill, cfg.fold_shapes
+                        clf,
+                        Path(tmp) / "bounded.onnx",
+                        cfg.opset,
+                        cfg.exporter,
+                        quant.mask_fill,
+                        cfg.fold_shapes,
+                        cfg.first_token_only,
                     )
                     encoded = encode(clf.tokenizer, calibration.calibration, clf.input_names, max_length)
                     inputs = [row for _, row in encoded]

@@ -16,8 +16,7 @@ from export.config import OnnxConfig, OnnxExporter, load_config
 from export.convert.onnx import export_onnx
 from export.errors import ConversionError
 from export.preflight import resolve_onnx
-from runtime.backends import OnnxBackend
-from tests.builders import NUM_LABELS, TINY_MODELS, assert_close, fixed_batch, tiny_classifier
+from tests.builders import NUM_LABELS, TINY_MODELS, assert_same_onnx_logits, tiny_classifier
 
 LABELS = tuple(str(i) for i in range(NUM_LABELS))
 B, S = sympy.Symbol("batch_size", integer=True, positive=True), sympy.Symbol("sequence_length", integer=True)
@@ -33,21 +32,10 @@ def _graph_facts(path: Path) -> tuple[int, int, int]:
 
 def _export_both(arch: str, exporter: OnnxExporter, tmp: Path) -> tuple[Path, Path]:
     clf = tiny_classifier(arch, tmp / arch, LABELS, save=True)
-    plain = export_onnx(clf, tmp / "plain.onnx", exporter=exporter, fold_shapes=False)
-    folded = export_onnx(clf, tmp / "folded.onnx", exporter=exporter)
+    # The last layer left whole in both (onnx.first_token_only has its own tests).
+    plain = export_onnx(clf, tmp / "plain.onnx", exporter=exporter, fold_shapes=False, first_token_only=False)
+    folded = export_onnx(clf, tmp / "folded.onnx", exporter=exporter, first_token_only=False)
     return plain, folded
-
-
-def _assert_same_logits(plain: Path, folded: Path, what: str) -> None:
-    """Batch 4 with padding, then every row alone at its unpadded length: the folded graph's
-    logits are the plain graph's (same ops on the same numbers)."""
-    a, b = OnnxBackend(plain), OnnxBackend(folded)
-    batch = fixed_batch()
-    assert_close(b.run(batch), a.run(batch), 1e-5, f"{what} batch 4")
-    for row in range(len(batch["input_ids"])):
-        n = int(batch["attention_mask"][row].sum())
-        one = {k: v[row : row + 1, :n] for k, v in batch.items()}
-        assert_close(b.run(one), a.run(one), 1e-5, f"{what} row {row} alone ({n} tokens)")
 
 
 @pytest.mark.slow
@@ -63,7 +51,7 @@ def test_folding_removes_shape_kernels_and_keeps_the_logits(
     # Every layer's head-split reshapes get constant targets (2 layers: at least 2 × 3 of them).
     assert dyn1 <= dyn0 - 6, f"{arch}/{exporter.value}: Reshapes with computed targets {dyn0} → {dyn1}"
     assert n1 < n0 and shapes1 <= shapes0, f"{arch}/{exporter.value}: nodes {n0} → {n1}, Shape {shapes0} → {shapes1}"
-    _assert_same_logits(plain, folded, f"{arch}/{exporter.value}")
+    assert_same_onnx_logits(plain, folded, f"{arch}/{exporter.value}")
 
 
 def test_bert_folds_every_layers_shape_chain(tmp_path: Path) -> None:
@@ -79,7 +67,7 @@ def test_bert_folds_every_layers_shape_chain(tmp_path: Path) -> None:
     # transformers 4's attention mask has one Expand, to [batch, 1, seq, seq]; transformers 5 builds it otherwise.
     expected = expands[0] == 1 and expands[1] == 0 if exporter is OnnxExporter.OPTIMUM else expands[1] <= expands[0]
     assert expected, f"{exporter.value}: Expands (plain, folded): {expands}"
-    _assert_same_logits(plain, folded, "bert")
+    assert_same_onnx_logits(plain, folded, "bert")
 
 
 def test_a_fold_that_changes_the_logits_fails_the_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,7 +116,7 @@ def test_a_graph_shape_inference_cannot_read_is_exported_unfolded_with_a_warning
     monkeypatch.setattr(onnx_shapes, "fold_shapes", fails)
     clf = tiny_classifier("bert", tmp_path / "bert", LABELS, save=True)
     with caplog.at_level(logging.WARNING, logger="export.convert.onnx"):
-        path = export_onnx(clf, tmp_path / "model.onnx")
+        path = export_onnx(clf, tmp_path / "model.onnx", first_token_only=False)
     assert "shape arithmetic left unfolded" in caplog.text and "Incomplete symbolic" in caplog.text, caplog.text
     nodes, shapes, computed = _graph_facts(path)
     assert computed >= 6, f"the graph should be the exporter's own: {computed} computed Reshape targets"

@@ -1,12 +1,14 @@
-"""Does folding the exported shape arithmetic (``onnx.fold_shapes``) pay? Side by side, into BENCHMARKS.md.
+"""Do the kit's rewrites of the exported graph pay? Side by side, into BENCHMARKS.md.
 
-    .venv/bin/python benchmarks/shape_folding.py [--model DIR ...] [--n 400] [--rounds 5]
+    .venv/bin/python benchmarks/graph_rewrites.py [--model DIR ...] [--n 400] [--rounds 5]
 
-Exports each model twice with the kit's exporter (:func:`export.convert.onnx.export_onnx`),
-``fold_shapes=False`` and ``True``, quantizes both the way the kit does (dynamic int8), and
-times the four graphs in turns in one process: one text per call, 1 and 2 threads, the runtime's
-session options, SST-2 full sentences (≥ 12 words) tokenized by the MiniLM tokenizer, model time
-only, fastest of ``--rounds`` rounds. Also: nodes as ONNX Runtime runs them (after its load-time
+Exports each model three times with the kit's exporter (:func:`export.convert.onnx.export_onnx`):
+plain (no rewrite), folded (``onnx.fold_shapes``: the traced shape arithmetic made constant) and
+folded + first token (``onnx.first_token_only`` too: the last layer computed for the row the head
+reads; the kit's default), quantizes each the way the kit does (dynamic int8), and times the six
+graphs in turns in one process: one text per call, 1 and 2 threads, the runtime's session
+options, SST-2 full sentences (≥ 12 words) tokenized by the MiniLM tokenizer, model time only,
+fastest of ``--rounds`` rounds. Also: nodes as ONNX Runtime runs them (after its load-time
 optimisations), the max |logit Δ| against the plain graph of the same precision and the label
 agreement with plain fp32.
 
@@ -36,7 +38,9 @@ from runtime.bench import read_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
-BEGIN, END = "<!-- shape-folding:begin -->", "<!-- shape-folding:end -->"
+BEGIN, END = "<!-- graph-rewrites:begin -->", "<!-- graph-rewrites:end -->"
+# name → (fold_shapes, first_token_only)
+VARIANTS = {"plain": (False, False), "folded": (True, False), "folded + first token": (True, True)}
 
 
 def default_models(work: Path) -> list[tuple[str, Path]]:
@@ -91,11 +95,12 @@ def main() -> int:
         tokenizer = AutoTokenizer.from_pretrained(path)
         clf = Classifier("student", model, tokenizer, path, arch_for(model.config.model_type), ("0", "1"))
         graphs: dict[str, Path] = {}
-        for fold in (False, True):
-            tag = "folded" if fold else "plain"
-            graphs[f"fp32 {tag}"] = export_onnx(clf, work / f"{path.name}-{tag}.onnx", fold_shapes=fold)
+        for k, (tag, (fold, first)) in enumerate(VARIANTS.items()):
+            graphs[f"fp32 {tag}"] = export_onnx(
+                clf, work / f"{path.name}-{k}.onnx", fold_shapes=fold, first_token_only=first
+            )
             graphs[f"int8 {tag}"] = quantize_onnx(
-                graphs[f"fp32 {tag}"], work / f"{path.name}-{tag}-int8.onnx", OnnxQuant.DYNAMIC_INT8
+                graphs[f"fp32 {tag}"], work / f"{path.name}-{k}-int8.onnx", OnnxQuant.DYNAMIC_INT8
             )
         encoded = [tokenizer([t], truncation=True, max_length=128, return_tensors="np") for t in texts]
         feeds = [dict(e) for e in encoded]
@@ -117,9 +122,9 @@ def main() -> int:
     m = machine()
     lines = [
         BEGIN,
-        "## Shape folding at ONNX export (issue 20): `onnx.fold_shapes`, on by default",
+        "## Graph rewrites at ONNX export (issue 20): `onnx.fold_shapes` and `onnx.first_token_only`, on by default",
         "",
-        f"Command: `python benchmarks/shape_folding.py --n {args.n} --rounds {args.rounds}`"
+        f"Command: `python benchmarks/graph_rewrites.py --n {args.n} --rounds {args.rounds}`"
         + (" " + " ".join(f"--model {m}" for m in args.model) if args.model else "")
         + f" — {len(texts)} SST-2 sentences of ≥ 12 words, one per call, model time only, fastest of {args.rounds} "
         f"rounds in turns, every row from this one run on {m['cpu']}, {m['cores']} cores. Nodes: as ONNX Runtime "

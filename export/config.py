@@ -425,6 +425,10 @@ class TfliteConfig:
     so every input fits; an empty list exports data.max_length only. Multiples of 16: XNNPACK's
     int8 kernels take rows 16 at a time on AMX / AVX-512 cores (measured: a 24-token graph takes
     92 % of a 32-token one's time), and 48 / 96 halve the padding of texts just over 32 / 64."""
+    first_token_only: bool = True
+    """Compute the last layer for the first token only, as ``onnx.first_token_only`` does for
+    ONNX: each length's ``torch.export`` graph is rewritten before conversion and proved against
+    the model (litert-torch converter only; the TensorFlow converter keeps every row)."""
 
     def __post_init__(self) -> None:
         _check(

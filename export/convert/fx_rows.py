@@ -54,6 +54,15 @@ _ELEMENTWISE = {
     _aten.mul.Scalar,
     _aten.div.Scalar,
     _aten.sub.Scalar,
+    _aten.abs.default,
+    _aten.log.default,
+    _aten.maximum.default,
+    _aten.minimum.default,
+    _aten.clamp.default,
+    _aten.isnan.default,
+    _aten.logical_not.default,
+    _aten.eq.Scalar,
+    _aten.eq.Tensor,
 }
 _VIEWS = {_aten.view.default, _aten.reshape.default, _aten._unsafe_view.default}  # noqa: SLF001 - ATen op
 

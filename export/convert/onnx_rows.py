@@ -55,6 +55,21 @@ _ELEMENTWISE = frozenset(
         "Gelu",
         "FastGelu",
         "BiasGelu",
+        "Abs",
+        "Log",
+        "Max",
+        "Min",
+        "Clip",
+        "IsNaN",
+        "IsInf",
+        "Not",
+        "And",
+        "Or",
+        "Equal",
+        "Greater",
+        "GreaterOrEqual",
+        "Less",
+        "LessOrEqual",
     }
 )
 _SLICED = "/first_token"
@@ -245,14 +260,13 @@ def _input_rows(
         data = shapes.get(node.input[0])
         if target is None or data is None or _attr(node, "allowzero", 0):
             return None
-        # The row axis stays in place when every dimension before it is copied (0), its own entry
-        # is copied or inferred (-1) and every later one is a constant: row-major order then keeps
-        # each row's elements together, so a slice of one row reshapes to that row of the result.
+        # The row axis stays in place when every dimension before it is copied (0) and its own
+        # entry is copied or inferred (-1) with the same size on both sides (the shapes say so):
+        # the dimensions after it then hold the same elements per row in row-major order, so a
+        # slice of one row reshapes to that row of the result (a later 0 or -1 still resolves).
         if axis >= len(data) or data[axis] != row or any(int(v) != 0 for v in target[:axis]):
             return None
-        if int(target[axis]) not in (0, -1) or any(int(v) <= 0 for v in target[axis + 1 :]):
-            return None
-        return {0: axis}
+        return {0: axis} if int(target[axis]) in (0, -1) else None
     return None
 
 

@@ -112,6 +112,17 @@ def _rows_graph(case: str) -> onnx.ModelProto:
         ]
     elif case == "softmax-rows":  # normalises across the rows
         nodes.append(h.make_node("Softmax", ["r"], ["c"], axis=1))
+    elif case == "heads":  # split into 2 heads of 2, moved and back, merged by a [0, 0, -1] target
+        inits += [
+            numpy_helper.from_array(np.array([0, 0, 2, 2], dtype=np.int64), "split"),
+            numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "merge"),
+        ]
+        nodes += [
+            h.make_node("Reshape", ["r", "split"], ["heads"]),
+            h.make_node("Transpose", ["heads"], ["moved"], perm=[0, 2, 1, 3]),
+            h.make_node("Transpose", ["moved"], ["back"], perm=[0, 2, 1, 3]),
+            h.make_node("Reshape", ["back", "merge"], ["c"]),
+        ]
     else:
         nodes.append(h.make_node("Identity", ["r"], ["c"]))
     nodes += [h.make_node("MatMul", ["c", "w2"], ["hidden"]), h.make_node("Gather", ["hidden", "zero"], ["y"], axis=1)]
@@ -130,7 +141,7 @@ def _rows_graph(case: str) -> onnx.ModelProto:
 
 @pytest.mark.parametrize(
     ("case", "matmuls"),
-    [("plain", 2), ("mean", 1), ("softmax-rows", 1), ("hidden-out", 0)],
+    [("plain", 2), ("heads", 2), ("mean", 1), ("softmax-rows", 1), ("hidden-out", 0)],
 )
 def test_the_walk_stops_at_an_op_that_reads_every_row(case: str, matmuls: int) -> None:
     model = _rows_graph(case)

@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_md import publish
 
@@ -222,8 +223,8 @@ class TfliteFcTimer:
         self._work, self._reps = work, reps
         self._times: dict[tuple[int, int, int, int, bool, int], float] = {}
 
-    def _time(self, h: int, ffn: int, layers: int, seq: int, int8: bool, threads: int) -> float:
-        key = (h, ffn, layers, seq, int8, threads)
+    def _time(self, h: int, ffn: int, layers: int, seq: int, int8: bool, threads: int, first: bool = False) -> float:
+        key = (h, ffn, layers, seq, int8, threads, first)
         if key in self._times:
             return self._times[key]
         import contextlib  # noqa: PLC0415 - only this timer converts models
@@ -238,11 +239,15 @@ class TfliteFcTimer:
 
         torch.manual_seed(0)
         shapes = [(h, h)] * 4 + [(h, ffn), (ffn, h)]
-        chain = torch.nn.Sequential(*(torch.nn.Linear(i, o) for _ in range(layers) for i, o in shapes)).eval()
-        fp32 = self._work / f"fc-{h}-{ffn}-{layers}-{seq}.tflite"
+        full = layers - 1 if first else layers
+        chain = torch.nn.Sequential(*(torch.nn.Linear(i, o) for _ in range(full) for i, o in shapes)).eval()
+        module = chain
+        if first:  # the last layer: K and V over every row, Q, O and the FFN over the first only
+            module = _first_token_last(chain, h, ffn).eval()
+        fp32 = self._work / f"fc-{h}-{ffn}-{layers}-{seq}-{int(first)}.tflite"
         if not fp32.exists():
             with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-                fp32.write_bytes(bytes(litert_torch.convert(chain, (torch.zeros(1, seq, h),)).model_content()))
+                fp32.write_bytes(bytes(litert_torch.convert(module, (torch.zeros(1, seq, h),)).model_content()))
         path = fp32
         if int8:
             path = fp32.with_suffix(".int8.tflite")
@@ -262,13 +267,43 @@ class TfliteFcTimer:
         self._times[key] = best * 1e3
         return self._times[key]
 
-    def encoder_ms(self, cfg: dict, lengths: Sequence[int], buckets: Sequence[int], int8: bool, threads: int) -> float:
-        """Mean over ``lengths`` of the FC chain at the smallest of ``buckets`` that holds each length."""
+    def encoder_ms(
+        self,
+        cfg: dict,
+        lengths: Sequence[int],
+        buckets: Sequence[int],
+        int8: bool,
+        threads: int,
+        first_token: bool = False,
+    ) -> float:
+        """Mean over ``lengths`` of the FC chain at the smallest of ``buckets`` that holds each length;
+        ``first_token``: the last layer's Q, O and FFN on one row (as :func:`encoder_macs`)."""
         h = cfg.get("hidden_size") or cfg["dim"]
         ffn = cfg.get("intermediate_size") or cfg["hidden_dim"]
         layers = cfg.get("num_hidden_layers") or cfg["n_layers"]
         widths = [next((b for b in buckets if b >= n), buckets[-1]) for n in lengths]
-        return float(np.mean([self._time(h, ffn, layers, w, int8, threads) for w in widths]))
+        return float(np.mean([self._time(h, ffn, layers, w, int8, threads, first_token) for w in widths]))
+
+
+def _first_token_last(chain: Any, h: int, ffn: int) -> Any:
+    """An FC chain, then a last layer as a first-token graph runs it: K and V on every row, Q, O and
+    the two FFN matrices on the first row only."""
+    import torch  # noqa: PLC0415 - only the TFLite timer builds it
+
+    class FirstTokenLast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.chain = chain
+            self.kv = torch.nn.ModuleList(torch.nn.Linear(h, h) for _ in range(2))
+            self.rest = torch.nn.Sequential(
+                torch.nn.Linear(h, h), torch.nn.Linear(h, h), torch.nn.Linear(h, ffn), torch.nn.Linear(ffn, h)
+            )
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            y = self.chain(x)
+            return (*(kv(y) for kv in self.kv), self.rest(y[:, :1]))
+
+    return FirstTokenLast()
 
 
 @dataclass
@@ -288,6 +323,18 @@ class Row:
     accuracy: float = 0.0
     buckets: tuple[int, ...] = ()  # a TFLite bundle's sequence lengths
     first_token: bool = False  # an ONNX graph whose last layer runs on the first token only
+
+
+def first_token_graph(path: Path, backend: str, cfg: dict) -> bool:
+    """Whether a bundle's model computes its last layer for the first token only: an ONNX graph
+    with the rewrite's first-row Slices; a TFLite graph with a ``[1, 1, hidden]`` tensor (every-row
+    graphs have the bucket's length there)."""
+    if backend == "onnx":
+        return computes_first_token_only(path)
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - TFLite bundles only
+
+    h = cfg.get("hidden_size") or cfg["dim"]
+    return any(tuple(d["shape"]) == (1, 1, h) for d in Interpreter(model_path=str(path)).get_tensor_details())
 
 
 Runner = Callable[[str], tuple[int, float]]
@@ -462,7 +509,7 @@ def main() -> int:
                 m = clf.manifest
                 row = Row(prefix + bundle.name, m.backend, m.precision, threads, cfg, size_mb([bundle]))
                 row.buckets = tuple(m.buckets) or ((m.fixed_length,) if m.fixed_length else ())
-                row.first_token = m.backend == "onnx" and computes_first_token_only(bundle / m.model_file)
+                row.first_token = first_token_graph(bundle / m.model_file, m.backend, cfg)
                 rows.append((row, bundle_runner(clf)))
     for _ in range(args.rounds):
         for row, runner in rows:
@@ -537,7 +584,7 @@ def render(
     def gemm_ms(r: Row) -> float:
         int8 = "int8" in r.precision
         if r.kind == "tflite" and r.precision in ("fp32", "int8-dynamic") and r.buckets:
-            return fcs.encoder_ms(r.config, lengths, r.buckets, int8, r.threads)
+            return fcs.encoder_ms(r.config, lengths, r.buckets, int8, r.threads, r.first_token)
         return gemms.encoder_ms(r.config, lengths, int8, r.threads, r.first_token)
 
     def floor_ms(r: Row, every_row: bool = False) -> float:

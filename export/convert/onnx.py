@@ -104,97 +104,109 @@ def export_onnx(
                 f"onnx.opset={opset} (ONNX's version converter could not take every op down); set onnx.opset={got} "
                 "or use onnx.exporter=optimum"
             )
-        if fold_shapes:
-            _fold_shapes(clf, produced)
-        if first_token_only:
-            _first_token_only(clf, produced)
+        _rewrite(clf, produced, fold_shapes=fold_shapes, first_token_only=first_token_only)
         shutil.move(str(produced), out_path)
     return out_path
 
 
-def _fold_shapes(clf: Classifier, path: Path) -> None:
-    """Rewrites ``path`` with its shape arithmetic folded, after proving the two graphs agree.
+@dataclasses.dataclass(frozen=True)
+class _Rewrite:
+    """One graph rewrite of :func:`_rewrite`: what it did (for errors), the setting that turns it
+    off, the graph after it, and its log line."""
+
+    what: str
+    switch: str
+    graph: Any
+    done: str
+
+
+def _rewrite(clf: Classifier, path: Path, *, fold_shapes: bool, first_token_only: bool) -> None:
+    """Rewrites ``path`` in one pass, loaded and saved once: its shape arithmetic folded
+    (:mod:`export.convert.onnx_shapes`), then its last layer computed for the first token only
+    (:mod:`export.convert.onnx_rows`). The result must give the exported graph's logits
+    (:func:`_prove_rewrite`, proved once for both); only when it does not is each rewrite proved on
+    its own, so that the error names the one that changed them. A rewrite that cannot read the graph
+    (symbolic shape inference failed) or finds nothing to do is left out, logged.
 
     Raises:
-        ConversionError: the folded graph is not valid ONNX, or its logits differ from the
-            exported graph's by more than ``_REWRITE_ATOL`` (relative to the logits' size).
+        ConversionError: the rewritten graph is not valid ONNX, fails to run, or its logits differ
+            from the exported graph's by more than ``_REWRITE_ATOL`` (relative to the logits' size).
     """
+    if not (fold_shapes or first_token_only):
+        return
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
-    from export.convert.onnx_shapes import fold_shapes  # noqa: PLC0415 - imports onnxruntime
+    from export.convert import onnx_rows, onnx_shapes  # noqa: PLC0415 - import onnxruntime
 
-    model = onnx.load(str(path))
+    exported = onnx.load(str(path))
+    steps: list[_Rewrite] = []
+    if fold_shapes:
+        try:
+            folded, s = onnx_shapes.fold_shapes(exported)
+        except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
+            log.warning(
+                "ONNX export of %s: shape arithmetic left unfolded (symbolic shape inference failed: %s: %s)",
+                clf.name,
+                type(e).__name__,
+                _summary(e),
+            )
+        else:
+            done = (
+                f"shape arithmetic folded: {s['nodes_before']} → {s['nodes_after']} nodes ({s['folded']} values made "
+                f"constant, {s['reshapes']} reshape targets, {s['expands']} expands dropped)"
+            )
+            steps.append(_Rewrite("folding its shape arithmetic", "onnx.fold_shapes", folded, done))
+    if first_token_only:
+        before = steps[-1].graph if steps else exported
+        try:
+            pruned, s = onnx_rows.first_token_only(before)
+        except Exception as e:  # noqa: BLE001 - as above
+            log.warning(
+                "ONNX export of %s: every row of the last layer kept (symbolic shape inference failed: %s: %s)",
+                clf.name,
+                type(e).__name__,
+                _summary(e),
+            )
+        else:
+            if s["nodes"]:
+                done = (
+                    f"last layer computed for the first token only ({s['nodes']} nodes, {s['matmuls']} of them MatMuls)"
+                )
+                steps.append(
+                    _Rewrite("computing its last layer for the first token only", "onnx.first_token_only", pruned, done)
+                )
+            else:
+                log.info(
+                    "ONNX export of %s: no first-token row selection found; every row of the last layer kept", clf.name
+                )
+    if not steps:
+        return
+    what = " and ".join(step.what for step in steps)
     try:
-        folded, stats = fold_shapes(model)
-    except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
-        log.warning(
-            "ONNX export of %s: shape arithmetic left unfolded (symbolic shape inference failed: %s: %s)",
-            clf.name,
-            type(e).__name__,
-            _summary(e),
-        )
-        return
-    _prove_rewrite(clf, model, folded, "folding its shape arithmetic", "onnx.fold_shapes")
-    onnx.save(folded, str(path))
-    log.info(
-        "ONNX export of %s: shape arithmetic folded: %d → %d nodes (%d values made constant, %d reshape "
-        "targets, %d expands dropped)",
-        clf.name,
-        stats["nodes_before"],
-        stats["nodes_after"],
-        stats["folded"],
-        stats["reshapes"],
-        stats["expands"],
-    )
+        _prove_rewrite(clf, exported, steps[-1].graph, what, [step.switch for step in steps])
+    except ConversionError:
+        if len(steps) > 1:  # which one changed the logits: each against its own input
+            before = exported
+            for step in steps:
+                _prove_rewrite(clf, before, step.graph, step.what, [step.switch])
+                before = step.graph
+        raise  # one rewrite, or each within tolerance and together not: the error names every switch
+    onnx.save(steps[-1].graph, str(path))
+    for step in steps:
+        log.info("ONNX export of %s: %s", clf.name, step.done)
 
 
-def _first_token_only(clf: Classifier, path: Path) -> None:
-    """Rewrites ``path`` so its last layer computes only the row the head reads, after proving the
-    two graphs agree (:func:`_prove_rewrite`); a graph whose row selection the pass does not find is
-    left as it is (logged).
-
-    Raises:
-        ConversionError: the rewritten graph is not valid ONNX or its logits differ.
-    """
-    import onnx  # noqa: PLC0415 - loaded when converting, not on import
-
-    from export.convert.onnx_rows import first_token_only  # noqa: PLC0415 - imports onnxruntime
-
-    model = onnx.load(str(path))
-    try:
-        pruned, stats = first_token_only(model)
-    except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
-        log.warning(
-            "ONNX export of %s: every row of the last layer kept (symbolic shape inference failed: %s: %s)",
-            clf.name,
-            type(e).__name__,
-            _summary(e),
-        )
-        return
-    if not stats["nodes"]:
-        log.info("ONNX export of %s: no first-token row selection found; every row of the last layer kept", clf.name)
-        return
-    _prove_rewrite(clf, model, pruned, "computing its last layer for the first token only", "onnx.first_token_only")
-    onnx.save(pruned, str(path))
-    log.info(
-        "ONNX export of %s: last layer computed for the first token only (%d nodes, %d of them MatMuls)",
-        clf.name,
-        stats["nodes"],
-        stats["matmuls"],
-    )
-
-
-def _prove_rewrite(clf: Classifier, model: Any, rewritten: Any, what: str, switch: str) -> None:
+def _prove_rewrite(clf: Classifier, model: Any, rewritten: Any, what: str, switches: list[str]) -> None:
     """``rewritten`` must be valid ONNX and give ``model``'s logits within ``_REWRITE_ATOL`` (relative
     to the logits' size) on :func:`_probe_feeds`.
 
     Raises:
-        ConversionError: it is not, naming max |Δ|, the batch and ``switch`` (the setting that turns
+        ConversionError: it is not, naming max |Δ|, the batch and ``switches`` (the settings that turn
             the rewrite off).
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
-    hint = f"; export with {switch} = false and report the model type"
+    hint = f"; export with {' and '.join(f'{s} = false' for s in switches)} and report the model type"
     try:
         onnx.checker.check_model(rewritten, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

@@ -83,8 +83,9 @@ def test_a_fold_that_changes_the_logits_fails_the_export(tmp_path: Path, monkeyp
     # checker already refuses the swapped heads.
     logits = r"changed the logits \(max \|Δ\| .* on a \d+x\d+ batch\)"
     changed = rf"(?s)({logits}|folding its shape arithmetic made an invalid graph).*fold_shapes = false"
-    with pytest.raises(ConversionError, match=changed):
+    with pytest.raises(ConversionError, match=changed) as failed:
         export_onnx(clf, tmp_path / "model.onnx")
+    assert "first_token_only" not in str(failed.value), f"the error blames the row rewrite: {failed.value}"
     assert not (tmp_path / "model.onnx").exists(), "a failed fold left a model behind"
 
 

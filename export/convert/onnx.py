@@ -125,8 +125,9 @@ def _rewrite(clf: Classifier, path: Path, *, fold_shapes: bool, first_token_only
     (:mod:`export.convert.onnx_shapes`), then its last layer computed for the first token only
     (:mod:`export.convert.onnx_rows`). The result must give the exported graph's logits
     (:func:`_prove_rewrite`, proved once for both); only when it does not is each rewrite proved on
-    its own, so that the error names the one that changed them. A rewrite that cannot read the graph
-    (symbolic shape inference failed) or finds nothing to do is left out, logged.
+    its own, so that the error names the one that changed them. Symbolic shape inference runs once,
+    for both. When it fails on the graph, or a rewrite finds nothing to do, that is logged and the
+    graph is left as exported.
 
     Raises:
         ConversionError: the rewritten graph is not valid ONNX, fails to run, or its logits differ
@@ -136,16 +137,35 @@ def _rewrite(clf: Classifier, path: Path, *, fold_shapes: bool, first_token_only
         return
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
 
-    from export.convert import onnx_rows, onnx_shapes  # noqa: PLC0415 - import onnxruntime
+    from export.convert import onnx_rows, onnx_shapes  # noqa: PLC0415 - imports onnxruntime
 
     exported = onnx.load(str(path))
+    try:  # once: the fold says how the shapes it changed changed
+        shapes = onnx_shapes.symbolic_shapes(exported)
+    except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
+        left = [
+            text
+            for on, text in (
+                (fold_shapes, "shape arithmetic left unfolded"),
+                (first_token_only, "every row of the last layer kept"),
+            )
+            if on
+        ]
+        log.warning(
+            "ONNX export of %s: %s (symbolic shape inference failed: %s: %s)",
+            clf.name,
+            ", ".join(left),
+            type(e).__name__,
+            _summary(e),
+        )
+        return
     steps: list[_Rewrite] = []
     if fold_shapes:
         try:
-            folded, s = onnx_shapes.fold_shapes(exported)
-        except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
+            folded, s, shapes = onnx_shapes.fold_shapes(exported, shapes)
+        except Exception as e:  # noqa: BLE001 - a graph the fold does not know; the export stands
             log.warning(
-                "ONNX export of %s: shape arithmetic left unfolded (symbolic shape inference failed: %s: %s)",
+                "ONNX export of %s: shape arithmetic left unfolded (the fold failed: %s: %s)",
                 clf.name,
                 type(e).__name__,
                 _summary(e),
@@ -157,12 +177,11 @@ def _rewrite(clf: Classifier, path: Path, *, fold_shapes: bool, first_token_only
             )
             steps.append(_Rewrite("folding its shape arithmetic", "onnx.fold_shapes", folded, done))
     if first_token_only:
-        before = steps[-1].graph if steps else exported
         try:
-            pruned, s = onnx_rows.first_token_only(before)
+            pruned, s = onnx_rows.first_token_only(steps[-1].graph if steps else exported, shapes)
         except Exception as e:  # noqa: BLE001 - as above
             log.warning(
-                "ONNX export of %s: every row of the last layer kept (symbolic shape inference failed: %s: %s)",
+                "ONNX export of %s: every row of the last layer kept (the row walk failed: %s: %s)",
                 clf.name,
                 type(e).__name__,
                 _summary(e),

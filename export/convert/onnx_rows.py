@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from export.convert.onnx_shapes import _remove_dead, _symbolic_shapes
+from export.convert.onnx_shapes import remove_dead, symbolic_shapes
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,14 @@ _ELEMENTWISE = frozenset(
 _SLICED = "/first_token"
 
 
-def first_token_only(model: Any) -> tuple[Any, dict[str, int]]:
+def first_token_only(model: Any, shapes: dict[str, tuple[Any, ...]] | None = None) -> tuple[Any, dict[str, int]]:
     """Rewrites the graph so the rows nothing reads are not computed (module docstring).
 
     Args:
         model: An ``onnx.ModelProto`` whose graph inputs have symbolic (``dim_param``) axes.
+        shapes: :func:`~export.convert.onnx_shapes.symbolic_shapes` of ``model`` (for a graph
+            :func:`~export.convert.onnx_shapes.fold_shapes` made: the ones it returned) when the
+            caller has them; None: inferred here.
 
     Returns:
         ``(model, stats)``: a new ``ModelProto`` (the argument is not changed) and
@@ -91,13 +94,12 @@ def first_token_only(model: Any) -> tuple[Any, dict[str, int]]:
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
     from onnx import helper, numpy_helper  # noqa: PLC0415 - as onnx
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference  # noqa: PLC0415 - as onnx
 
+    if shapes is None:
+        shapes = symbolic_shapes(model)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     nothing = {"nodes": 0, "matmuls": 0, "slices": 0}
-    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    shapes = _symbolic_shapes(inferred.graph)
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -172,7 +174,7 @@ def first_token_only(model: Any) -> tuple[Any, dict[str, int]]:
     pruned = {o for i in chosen for o in by_id[i].output}
     for info in [v for v in graph.value_info if v.name in pruned]:  # their row axis is now 1
         graph.value_info.remove(info)
-    _remove_dead(graph)
+    remove_dead(graph)
     stats = {
         "nodes": len(chosen),
         "matmuls": sum(by_id[i].op_type == "MatMul" for i in chosen),

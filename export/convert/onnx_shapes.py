@@ -25,7 +25,7 @@ thread, AMD EPYC Zen 4): 144 → ~90 kernels per call, ~6 % less model time — 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,16 +39,25 @@ _INT_TYPES = frozenset({6, 7})  # TensorProto.INT32 / INT64: a Cast to them keep
 _MAX_FOLD = 4096  # elements: shape arithmetic is tiny; larger constant inputs are weights
 
 
-def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
-    """Folds the graph's shape arithmetic (module docstring); returns the new model and counts.
+class Folded(NamedTuple):
+    """What :func:`fold_shapes` returns."""
+
+    model: Any
+    """A new ``ModelProto`` (the argument is not changed)."""
+    stats: dict[str, int]
+    """``{"folded": values made initializers, "reshapes": Reshape targets made constant, "expands":
+    Expands dropped, "removed": nodes removed, "nodes_before": ..., "nodes_after": ...}``."""
+    shapes: dict[str, tuple[Any, ...]]
+    """:func:`symbolic_shapes` of the new model, without running the inference again: the input's,
+    plus the new initializers', with the tensors a dropped Expand made smaller at their new shape."""
+
+
+def fold_shapes(model: Any, shapes: dict[str, tuple[Any, ...]] | None = None) -> Folded:
+    """Folds the graph's shape arithmetic (module docstring).
 
     Args:
         model: An ``onnx.ModelProto`` whose graph inputs have symbolic (``dim_param``) axes.
-
-    Returns:
-        ``(model, stats)``: a new ``ModelProto`` (the argument is not changed) and
-        ``{"folded": values made initializers, "reshapes": Reshape targets made constant,
-        "expands": Expands dropped, "removed": nodes removed, "nodes_before": ..., "nodes_after": ...}``.
+        shapes: :func:`symbolic_shapes` of ``model`` when the caller has them; None: inferred here.
 
     Raises:
         Exception: ONNX Runtime's symbolic shape inference failed on the graph (the caller
@@ -56,13 +65,12 @@ def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
     from onnx import numpy_helper  # noqa: PLC0415 - as onnx
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference  # noqa: PLC0415 - as onnx
 
+    if shapes is None:
+        shapes = symbolic_shapes(model)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     nodes_before = len(graph.node)
-    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    shapes = _symbolic_shapes(inferred.graph)
     values: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     computed: set[str] = set()  # values a node (not Constant, not an initializer) produces
     for node in graph.node:  # the exporters write nodes in topological order
@@ -95,8 +103,8 @@ def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
                     folded += 1
                 node.input[i] = const
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in new_inits.items())
-    expands = _drop_broadcast_expands(graph, shapes)
-    removed = _remove_dead(graph)
+    expands, smaller = _drop_broadcast_expands(graph, shapes)
+    removed = remove_dead(graph)
     stats = {
         "folded": folded,
         "reshapes": reshapes,
@@ -105,15 +113,24 @@ def fold_shapes(model: Any) -> tuple[Any, dict[str, int]]:
         "nodes_before": nodes_before,
         "nodes_after": len(graph.node),
     }
-    return model, stats
+    return Folded(model, stats, {**shapes, **initializer_shapes(graph), **smaller})
 
 
-def _symbolic_shapes(graph: Any) -> dict[str, tuple[Any, ...]]:
-    """Each tensor's shape from symbolic inference (initializers: their own): ints and sympy
-    symbols (one per dim_param)."""
+def symbolic_shapes(model: Any) -> dict[str, tuple[Any, ...]]:
+    """Each tensor's shape from ONNX Runtime's symbolic shape inference (initializers: their own):
+    ints and sympy symbols (one per dim_param).
+
+    :func:`fold_shapes` returns them for the graph it made (:attr:`Folded.shapes`), so that
+    :func:`export.convert.onnx_rows.first_token_only` need not infer again.
+
+    Raises:
+        Exception: the inference failed on the graph (the caller decides whether that is fatal).
+    """
     import sympy  # noqa: PLC0415 - torch and onnxruntime's shape inference depend on it
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference  # noqa: PLC0415 - loaded when converting
 
-    shapes: dict[str, tuple[Any, ...]] = {i.name: tuple(int(d) for d in i.dims) for i in graph.initializer}
+    graph = SymbolicShapeInference.infer_shapes(model, auto_merge=True).graph
+    shapes = initializer_shapes(graph)
     for vi in [*graph.input, *graph.value_info, *graph.output]:
         t = vi.type.tensor_type
         if not t.HasField("shape"):
@@ -129,6 +146,11 @@ def _symbolic_shapes(graph: Any) -> dict[str, tuple[Any, ...]]:
         else:
             shapes[vi.name] = tuple(dims)
     return shapes
+
+
+def initializer_shapes(graph: Any) -> dict[str, tuple[Any, ...]]:
+    """The shape of each of ``graph``'s initializers."""
+    return {i.name: tuple(int(d) for d in i.dims) for i in graph.initializer}
 
 
 def _concrete(value: np.ndarray) -> bool:
@@ -274,7 +296,7 @@ _BROADCASTING = frozenset(
 )
 
 
-def _drop_broadcast_expands(graph: Any, shapes: dict[str, tuple[Any, ...]]) -> int:
+def _drop_broadcast_expands(graph: Any, shapes: dict[str, tuple[Any, ...]]) -> tuple[int, dict[str, tuple[Any, ...]]]:
     """Removes Expands whose result only reaches broadcasting elementwise ops that broadcast it anyway.
 
     The attention mask is expanded from ``[batch, 1, 1, seq]`` to ``[batch, 1, seq, seq]`` and
@@ -282,7 +304,8 @@ def _drop_broadcast_expands(graph: Any, shapes: dict[str, tuple[Any, ...]]) -> i
     broadcast the unexpanded mask to the same result. An Expand goes when every tensor downstream
     of it whose shape would change is read only by such ops (never by a graph output or any other
     op) and the change stops at a node whose output keeps its shape; the shape arithmetic that fed
-    the Expand then dies. Returns the number removed.
+    the Expand then dies. Returns the number removed and the new shapes of the tensors downstream
+    of them that became smaller.
     """
     consumers: dict[str, list[Any]] = {}
     for n in graph.node:
@@ -290,19 +313,21 @@ def _drop_broadcast_expands(graph: Any, shapes: dict[str, tuple[Any, ...]]) -> i
             consumers.setdefault(i, []).append(n)
     outputs = {o.name for o in graph.output}
     dropped = []
+    smaller: dict[str, tuple[Any, ...]] = {}
     for node in graph.node:
         if node.op_type != "Expand" or node.input[0] not in shapes:
             continue
         changed = {node.output[0]: shapes[node.input[0]]}  # tensor → its shape once the Expand is gone
-        if _broadcasts_away(changed, consumers, shapes, outputs):
+        if _broadcasts_away(changed, consumers, {**shapes, **smaller}, outputs):
             dropped.append(node)
+            smaller.update(changed)
     for node in dropped:
         for n in graph.node:
             for i, name in enumerate(n.input):
                 if name == node.output[0]:
                     n.input[i] = node.input[0]
         graph.node.remove(node)
-    return len(dropped)
+    return len(dropped), smaller
 
 
 def _broadcasts_away(
@@ -345,7 +370,7 @@ def _broadcast(shapes: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     return tuple(out)
 
 
-def _remove_dead(graph: Any) -> int:
+def remove_dead(graph: Any) -> int:
     """Removes nodes none of whose outputs is read (repeatedly) and initializers nothing reads."""
     removed = 0
     while True:

@@ -74,8 +74,8 @@ def test_bert_runs_its_last_layer_on_the_first_token(tmp_path: Path) -> None:
 def test_a_rewrite_that_changes_the_logits_fails_the_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = onnx_rows.first_token_only
 
-    def last_token(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
-        rewritten, stats = real(model)  # then every inserted Slice takes the last row instead
+    def last_token(model: onnx.ModelProto, shapes: object = None) -> tuple[onnx.ModelProto, dict[str, int]]:
+        rewritten, stats = real(model, shapes)  # then every inserted Slice takes the last row instead
         for init in rewritten.graph.initializer:
             if "first_token" in init.name and init.name.endswith(("_starts", "_ends")):
                 value = -1 if init.name.endswith("_starts") else np.iinfo(np.int64).max

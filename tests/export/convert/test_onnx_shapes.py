@@ -52,6 +52,16 @@ def test_folding_removes_shape_kernels_and_keeps_the_logits(
     assert dyn1 <= dyn0 - 6, f"{arch}/{exporter.value}: Reshapes with computed targets {dyn0} → {dyn1}"
     assert n1 < n0 and shapes1 <= shapes0, f"{arch}/{exporter.value}: nodes {n0} → {n1}, Shape {shapes0} → {shapes1}"
     assert_same_onnx_logits(plain, folded, f"{arch}/{exporter.value}")
+    _assert_fold_knows_its_shapes(onnx.load(str(plain)), f"{arch}/{exporter.value}")
+
+
+def _assert_fold_knows_its_shapes(model: onnx.ModelProto, what: str) -> None:
+    """The shapes fold_shapes returns (which the first-token walk then uses) are what symbolic
+    inference says of the folded graph."""
+    folded, _, shapes = onnx_shapes.fold_shapes(model)
+    fresh = onnx_shapes.symbolic_shapes(folded)
+    wrong = {k: (shapes.get(k), v) for k, v in fresh.items() if shapes.get(k) != v}
+    assert not wrong, f"{what}: {len(wrong)} tensors' shapes (returned, inferred): {list(wrong.items())[:3]}"
 
 
 def test_bert_folds_every_layers_shape_chain(tmp_path: Path) -> None:
@@ -89,7 +99,7 @@ def test_a_fold_that_changes_the_logits_fails_the_export(tmp_path: Path, monkeyp
     assert not (tmp_path / "model.onnx").exists(), "a failed fold left a model behind"
 
 
-def testreshape_targets() -> None:
+def test_reshape_targets() -> None:
     target = onnx_shapes.reshape_target
     heads = np.asarray([B, S, 4, 8], dtype=object)
     assert target(heads, (B, S, 32), False).tolist() == [0, 0, 4, 8]
@@ -108,13 +118,14 @@ def test_fold_shapes_is_a_config_switch(tmp_path: Path) -> None:
     assert load_config(cfg).onnx.fold_shapes is False
 
 
+@pytest.mark.parametrize("fails", ["symbolic_shapes", "fold_shapes"])
 def test_a_graph_shape_inference_cannot_read_is_exported_unfolded_with_a_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fails: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def fails(model: object) -> None:
+    def failing(*args: object) -> None:
         raise RuntimeError("Incomplete symbolic shape inference")
 
-    monkeypatch.setattr(onnx_shapes, "fold_shapes", fails)
+    monkeypatch.setattr(onnx_shapes, fails, failing)
     clf = tiny_classifier("bert", tmp_path / "bert", LABELS, save=True)
     with caplog.at_level(logging.WARNING, logger="export.convert.onnx"):
         path = export_onnx(clf, tmp_path / "model.onnx", first_token_only=False)
@@ -164,10 +175,11 @@ def test_an_expand_goes_only_where_its_readers_broadcast_it_anyway(reader: str, 
     import onnxruntime as ort
 
     model = _mask_graph(reader)
-    folded, stats = onnx_shapes.fold_shapes(model)
+    folded, stats, _ = onnx_shapes.fold_shapes(model)
     ops = [n.op_type for n in folded.graph.node]
     assert stats["expands"] == int(dropped) and ("Expand" not in ops) == dropped, f"{reader}: {ops}, {stats}"
     rng = np.random.default_rng(0)
     feeds = {"mask": rng.integers(0, 2, (2, 1, 1, 5)), "scores": rng.normal(size=(2, 2, 5, 5)).astype(np.float32)}
     run = [ort.InferenceSession(m.SerializeToString()).run(None, feeds)[0] for m in (model, folded)]
     assert run[0].shape == run[1].shape and np.array_equal(run[0], run[1]), f"{reader}: outputs differ"
+    _assert_fold_knows_its_shapes(model, reader)  # a dropped Expand makes the tensors after it smaller

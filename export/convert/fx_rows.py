@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from export.convert.rows import broadcast_rows
+
 log = logging.getLogger(__name__)
 
 _aten = torch.ops.aten
@@ -184,7 +186,8 @@ def _input_rows(node: Any, needs: dict[Any, list[tuple[Any, int, int]]], row: in
         return None
     target = node.target
     if target in _ELEMENTWISE:
-        return _broadcast_rows(node, shape, axis)
+        tensors = ((p, _shape(a)) for p, a in enumerate(node.args) if isinstance(a, torch.fx.Node))
+        return broadcast_rows(tensors, len(shape), axis, row)
     if target is _aten.linear.default:
         return {0: axis} if axis < len(shape) - 1 else None
     if target is _aten.layer_norm.default:
@@ -223,22 +226,3 @@ def _input_rows(node: Any, needs: dict[Any, list[tuple[Any, int, int]]], row: in
             return None  # the row's elements are not kept together
         return {0: axis}
     return None
-
-
-def _broadcast_rows(node: Any, shape: tuple[int, ...], axis: int) -> dict[int, int] | None:
-    """Elementwise op: its tensor arguments that carry the row axis and the axis in each; one
-    broadcast along it (size 1, or too low a rank) needs nothing."""
-    rows = {}
-    for position, arg in enumerate(node.args):
-        if not isinstance(arg, torch.fx.Node):
-            continue
-        s = _shape(arg)
-        if s is None:
-            return None
-        aligned = axis - (len(shape) - len(s))
-        if aligned < 0 or s[aligned] == 1:
-            continue
-        if s[aligned] != shape[axis]:
-            return None
-        rows[position] = aligned
-    return rows

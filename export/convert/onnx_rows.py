@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from export.convert.onnx_shapes import remove_dead, symbolic_shapes
+from export.convert.rows import broadcast_rows
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def _input_rows(
         return None
     op = node.op_type
     if op in _ELEMENTWISE:
-        return _broadcast_rows(node, shape, axis, shapes, row)
+        return broadcast_rows(((i, shapes.get(n)) for i, n in enumerate(node.input) if n), len(shape), axis, row)
     if op in ("Softmax", "LogSoftmax"):
         return {0: axis} if _attr(node, "axis", -1) % len(shape) != axis else None
     if op in ("LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization"):
@@ -270,27 +271,6 @@ def _input_rows(
             return None
         return {0: axis} if int(target[axis]) in (0, -1) else None
     return None
-
-
-def _broadcast_rows(
-    node: Any, shape: tuple[Any, ...], axis: int, shapes: dict[str, tuple[Any, ...]], row: Any
-) -> dict[int, int] | None:
-    """Elementwise op: the inputs that carry the row axis (size ``row`` there) and its position in
-    each; an input broadcast along it (size 1, or too low a rank) needs nothing."""
-    rows = {}
-    for index, name in enumerate(node.input):
-        if not name:
-            continue
-        s = shapes.get(name)
-        if s is None:
-            return None
-        aligned = axis - (len(shape) - len(s))
-        if aligned < 0 or s[aligned] == 1:
-            continue
-        if s[aligned] != row:
-            return None
-        rows[index] = aligned
-    return rows
 
 
 def _attr(node: Any, name: str, default: Any) -> Any:

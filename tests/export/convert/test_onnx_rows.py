@@ -152,3 +152,14 @@ def test_the_walk_stops_at_an_op_that_reads_every_row(case: str, matmuls: int) -
     x = np.random.default_rng(1).normal(size=(3, 5, 4)).astype(np.float32)
     out = [ort.InferenceSession(m.SerializeToString()).run(["y"], {"x": x})[0] for m in (model, rewritten)]
     assert np.allclose(out[0], out[1], atol=1e-6), f"{case}: max |Δ| {np.abs(out[0] - out[1]).max():.3g}"
+
+
+def test_the_broadcast_row_rule_both_walks_share() -> None:
+    from export.convert.rows import broadcast_rows
+
+    s = "seq"  # the row axis (1) of a [batch, seq, hidden] output
+    assert broadcast_rows([(0, (2, s, 8)), (1, (8,))], 3, 1, s) == {0: 1}, "a bias has no row axis"
+    assert broadcast_rows([(0, (2, s, 8)), (1, (2, 1, 8))], 3, 1, s) == {0: 1}, "size 1: broadcast"
+    assert broadcast_rows([(0, (2, 4, s, s)), (1, (2, 1, s, s))], 4, 2, s) == {0: 2, 1: 2}, "both carry it"
+    assert broadcast_rows([(0, (2, s, 8)), (1, (2, 5, 8))], 3, 1, s) is None, "5 is neither 1 nor the row size"
+    assert broadcast_rows([(0, (2, s, 8)), (1, None)], 3, 1, s) is None, "an unknown shape"

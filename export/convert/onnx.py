@@ -140,7 +140,7 @@ def _rewrite(clf: Classifier, path: Path, *, fold_shapes: bool, first_token_only
     from export.convert import onnx_rows, onnx_shapes  # noqa: PLC0415 - imports onnxruntime
 
     exported = onnx.load(str(path))
-    try:  # once: the fold says how the shapes it changed changed
+    try:  # inferred once: fold_shapes returns the shapes of the graph it makes
         shapes = onnx_shapes.symbolic_shapes(exported)
     except Exception as e:  # noqa: BLE001 - shape inference fails on graphs it does not know; the export stands
         left = [

@@ -91,7 +91,8 @@ def first_token_only(model: Any, shapes: dict[str, tuple[Any, ...]] | None = Non
         inserted}``; all 0 when the graph has no such row selection (the model unchanged).
 
     Raises:
-        Exception: ONNX Runtime's symbolic shape inference failed on the graph.
+        Exception: ``shapes`` was None and ONNX Runtime's symbolic shape inference failed on the
+            graph.
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
     from onnx import helper, numpy_helper  # noqa: PLC0415 - as onnx

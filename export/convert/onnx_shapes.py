@@ -60,8 +60,8 @@ def fold_shapes(model: Any, shapes: dict[str, tuple[Any, ...]] | None = None) ->
         shapes: :func:`symbolic_shapes` of ``model`` when the caller has them; None: inferred here.
 
     Raises:
-        Exception: ONNX Runtime's symbolic shape inference failed on the graph (the caller
-            decides whether that is fatal).
+        Exception: ``shapes`` was None and ONNX Runtime's symbolic shape inference failed on the
+            graph (the caller decides whether that is fatal).
     """
     import onnx  # noqa: PLC0415 - loaded when converting, not on import
     from onnx import numpy_helper  # noqa: PLC0415 - as onnx

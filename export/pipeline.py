@@ -35,6 +35,7 @@ from export.preflight import check_output_dir, resolve_toolchain
 from export.report.document import Report, write_report
 from export.train.cache import (
     StageResult,
+    leave_launch,
     qat_stage,
     refit_student_stage,
     refit_teacher_stage,
@@ -151,6 +152,7 @@ def train(cfg: PipelineConfig, data: Dataset, stage: Callable[[str], AbstractCon
             refit_teacher = refit_teacher_stage(cfg, data, teacher)
             student = refit_student_stage(cfg, data, refit_teacher, student)
             teacher = refit_teacher
+    leave_launch()  # torchrun / accelerate launch: as train_worker does in the other processes
     return Trained(teacher, student, selection)
 
 

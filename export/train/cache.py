@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +47,10 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK")
+"""What ``torchrun`` / ``accelerate launch`` set that makes a Trainer join a process group."""
+
+
 def train_worker(cfg: PipelineConfig) -> None:
     """What a non-main process of a multi-process launch runs: the training stages, in step with
     the main process (the Trainer shares gradients over them); the main process alone saves models
@@ -55,6 +60,28 @@ def train_worker(cfg: PipelineConfig) -> None:
     student = student_stage(cfg, data, teacher)
     if cfg.finetune.refit is not Refit.OFF:
         refit_student_stage(cfg, data, refit_teacher_stage(cfg, data, teacher), student)
+    leave_launch()
+
+
+def leave_launch() -> None:
+    """The end of the training stages the processes of a multi-process launch share (fine-tuning,
+    distillation, refit); every process calls it there, in step. They meet and leave the process
+    group together: a process that exits still in it can abort at interpreter exit (gloo:
+    "terminate called without an active exception", SIGABRT), which fails the whole launch. The
+    main process then goes on as a single process: a later training stage (``int8-qat``'s) runs
+    on it alone instead of waiting for processes that have left. Does nothing outside a launch.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    if not is_main_process():
+        return
+    launched = [v for v in LAUNCH_VARIABLES if v in os.environ]
+    for v in launched:
+        del os.environ[v]
+    if launched:  # (each TrainingArguments resets accelerate's device state and reads these again)
+        log.info("multi-process launch: training in step is done; the main process continues alone")
 
 
 @dataclasses.dataclass(frozen=True)

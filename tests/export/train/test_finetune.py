@@ -20,7 +20,7 @@ from transformers import AutoModel, TrainingArguments
 from export.config import DataConfig, FinetuneConfig, ModelConfig, load_config
 from export.data.dataset import load_data
 from export.errors import ConfigError
-from export.train.cache import teacher_stage
+from export.train.cache import LAUNCH_VARIABLES, leave_launch, teacher_stage
 from export.train.finetune import finetune, layerwise_lr_trainer, layerwise_param_groups, parameter_depth
 from tests.builders import REPO, TINY_MODELS, phrase_corpus, tiny_cfg, tiny_model, write_tsv
 
@@ -137,7 +137,9 @@ def test_stop_at_epoch_replays_the_selection_schedule(tiny_bert_dir: Path, tmp_p
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    """``torchrun --nproc_per_node 2 -m export``: data parallel on CPU (gloo), one output."""
+    """``torchrun --nproc_per_node 2 -m export``: data parallel on CPU (gloo), one output; after the
+    shared stages the processes leave the group together and ``int8-qat``'s training runs on the
+    main process alone."""
     data_file = write_tsv(phrase_corpus(60), tmp_path / "train.tsv")
     out = tmp_path / "out"
     sets = [
@@ -152,7 +154,8 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
         "distill.epochs=1",
         "distill.batch_size=8",
         "onnx.teacher=false",
-        "onnx.quantize=",
+        "onnx.quantize=int8-qat",
+        "qat.batch_size=8",
         "tflite.enabled=false",
         "verify.max_drop=100",
         "verify.latency_samples=2",
@@ -162,7 +165,7 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
     assert torchrun, "torchrun is not installed beside this Python"
     cmd = [torchrun, "--nproc_per_node", "2", "-m", "export", *(a for s in sets for a in ("--set", s))]
     env = os.environ | {"OMP_NUM_THREADS": "1", "USE_TF": "0"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     # the shipped models are the refit (finetune.refit = all): one epoch, the only check, over every row
@@ -172,3 +175,26 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
         steps = json.loads((out / "models" / name / "training.json").read_text())["steps"]
         want = int(np.ceil(n_rows / (2 * 8)))
         assert steps == want, f"{name}: {steps} optimizer steps for {n_rows} rows, batch 8 × 2 processes (want {want})"
+    qat = report["training"]["student-qat"]
+    want = int(np.ceil(0.25 * np.ceil(n_rows / 8)))  # qat.epochs = 0.25 on the same rows, one process
+    assert qat["steps"] == want, f"qat: {qat['steps']} steps for {n_rows} rows, batch 8 × 1 process (want {want})"
+
+
+def _launched_process(rank: int, store: str, results: str) -> None:
+    """One of two processes of a launch: joins a gloo group as torchrun would, then leaves it."""
+    dist = torch.distributed
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    leave_launch()
+    seen = {"in_group": dist.is_initialized(), "env": {v: os.environ.get(v) for v in LAUNCH_VARIABLES}}
+    (Path(results) / f"{rank}.json").write_text(json.dumps(seen))
+
+
+def test_the_processes_of_a_launch_leave_the_group_and_the_main_one_goes_on_alone(tmp_path: Path) -> None:
+    """Left in the group, a process can abort (SIGABRT) at exit; left with the launch's variables, the
+    main process's next Trainer (int8-qat's) would wait for processes that are gone."""
+    torch.multiprocessing.spawn(_launched_process, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    main, worker = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    assert not main["in_group"] and not worker["in_group"], f"still in the process group: main {main}, worker {worker}"
+    assert main["env"] == dict.fromkeys(LAUNCH_VARIABLES), f"the main process still looks launched: {main['env']}"
+    assert worker["env"]["RANK"] == "1", f"the worker's launch variables were touched: {worker['env']}"

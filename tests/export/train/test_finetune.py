@@ -184,17 +184,26 @@ def _launched_process(rank: int, store: str, results: str) -> None:
     """One of two processes of a launch: joins a gloo group as torchrun would, then leaves it."""
     dist = torch.distributed
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    torch.set_num_threads(1)  # as torchrun's OMP_NUM_THREADS=1
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     leave_launch()
-    seen = {"in_group": dist.is_initialized(), "env": {v: os.environ.get(v) for v in LAUNCH_VARIABLES}}
+    seen = {
+        "in_group": dist.is_initialized(),
+        "env": {v: os.environ.get(v) for v in LAUNCH_VARIABLES},
+        "threads": torch.get_num_threads(),
+    }
     (Path(results) / f"{rank}.json").write_text(json.dumps(seen))
 
 
 def test_the_processes_of_a_launch_leave_the_group_and_the_main_one_goes_on_alone(tmp_path: Path) -> None:
     """Left in the group, a process can abort (SIGABRT) at exit; left with the launch's variables, the
-    main process's next Trainer (int8-qat's) would wait for processes that are gone."""
+    main process's next Trainer (int8-qat's) would wait for processes that are gone; the main one
+    takes over the threads of the processes that stop."""
     torch.multiprocessing.spawn(_launched_process, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
     main, worker = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     assert not main["in_group"] and not worker["in_group"], f"still in the process group: main {main}, worker {worker}"
     assert main["env"] == dict.fromkeys(LAUNCH_VARIABLES), f"the main process still looks launched: {main['env']}"
     assert worker["env"]["RANK"] == "1", f"the worker's launch variables were touched: {worker['env']}"
+    want = min(2, os.cpu_count() or 1)  # the threads of both processes, as many as the machine has
+    threads = (main["threads"], worker["threads"])
+    assert threads == (want, 1), f"threads (main, worker) after leaving: {threads}, want ({want}, 1)"

@@ -163,7 +163,7 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
     ]
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun is not installed beside this Python"
-    cmd = [torchrun, "--nproc_per_node", "2", "-m", "export", *(a for s in sets for a in ("--set", s))]
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "export", *(a for s in sets for a in ("--set", s))]
     env = os.environ | {"OMP_NUM_THREADS": "1", "USE_TF": "0"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

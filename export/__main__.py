@@ -115,6 +115,11 @@ LOG_IN_OUT = "logs/run.log"
 """Where the run's log ends up inside the output folder (the report links it)."""
 
 
+def _log_name(rank: str) -> str:
+    """The log file's name: ``run.log``, or ``run.rank<N>.log`` for the other processes of a launch."""
+    return "run.log" if rank == "0" else f"run.rank{rank}.log"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
@@ -129,10 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    # The log sits beside the output folder while the run stages it; then it moves inside.
-    log_path = cfg.out.parent / f"{cfg.out.name}.run.log"
+    # The log sits beside the output folder while the run stages it; then it moves inside. The
+    # other processes of a torchrun / accelerate launch log to their own files (which the main
+    # process moves inside too) and show the console their warnings only, not the main one's lines again.
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    log_path = cfg.out.parent / f"{cfg.out.name}.{_log_name(os.environ.get('RANK', '0'))}"
     log_path.unlink(missing_ok=True)
-    console = plain_console(level) if args.verbose else quiet_console(log_path, level=level)
+    if _worker():
+        level = max(level, logging.WARNING)
+    console = plain_console(level) if args.verbose else quiet_console(log_path, level=level, bars=not _worker())
     reported = False
     with console as con:
         try:
@@ -155,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if reported and con.log:
                 _keep_log(log_path, cfg.out / LOG_IN_OUT)
+                for rank in range(1, processes):
+                    name = _log_name(str(rank))
+                    _keep_log(cfg.out.parent / f"{cfg.out.name}.{name}", cfg.out / LOG_IN_OUT.replace("run.log", name))
         from export.report.document import selection_section, table  # noqa: PLC0415 - as export.pipeline
 
         print(table(report.results), file=con.out)

@@ -46,10 +46,11 @@ class _KitOnly(logging.Filter):
 
 
 @contextlib.contextmanager
-def quiet_console(log_path: Path, *, level: int = logging.INFO) -> Iterator[Console]:
+def quiet_console(log_path: Path, *, level: int = logging.INFO, bars: bool = True) -> Iterator[Console]:
     """Sends the process's stdout / stderr to ``log_path`` (appended) for the block; yields the console.
 
     ``level``: the lowest level of the kit's records shown on the console (``WARNING`` for ``-q``).
+    ``bars``: progress bars on the console (else in the log file, as on a non-terminal).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
@@ -73,7 +74,7 @@ def quiet_console(log_path: Path, *, level: int = logging.INFO) -> Iterator[Cons
     old_streams = sys.stdout, sys.stderr
     root = logging.getLogger()
     old_root = root.level, list(root.handlers)
-    restore_tqdm = _tqdm_to(err)
+    restore_tqdm = _tqdm_to(err if bars else log)
     try:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)

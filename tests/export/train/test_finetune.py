@@ -167,6 +167,14 @@ def test_torchrun_two_cpu_processes_share_the_training(tiny_bert_dir: Path, tmp_
     env = os.environ | {"OMP_NUM_THREADS": "1", "USE_TF": "0"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    # one log per process, both moved inside; the console shows the main process's lines once
+    main_log, worker_log = (out / "logs" / name for name in ("run.log", "run.rank1.log"))
+    assert "stage verify: done" in main_log.read_text(), f"the main process's log lost its end:\n{main_log.read_text()}"
+    assert "teacher logits for" in worker_log.read_text(), f"the worker's log:\n{worker_log.read_text()}"
+    assert not list(tmp_path.glob("out.run*.log")), f"logs left beside the output: {list(tmp_path.glob('out.run*'))}"
+    on_console = (proc.stdout + proc.stderr).count("teacher logits for")
+    in_log = main_log.read_text().count("teacher logits for")
+    assert on_console == in_log, f"'teacher logits' lines: {on_console} on the console, {in_log} in the main log"
     report = json.loads((out / "report.json").read_text())
     # the shipped models are the refit (finetune.refit = all): one epoch, the only check, over every row
     n_rows = report["data"]["refit_rows"]

@@ -137,12 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The log sits beside the output folder while the run stages it; then it moves inside. The
     # other processes of a torchrun / accelerate launch log to their own files (which the main
     # process moves inside too) and show the console their warnings only, not the main one's lines again.
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    processes, worker = int(os.environ.get("WORLD_SIZE", "1")), _worker()
     log_path = cfg.out.parent / f"{cfg.out.name}.{_log_name(os.environ.get('RANK', '0'))}"
     log_path.unlink(missing_ok=True)
-    if _worker():
+    if worker:
         level = max(level, logging.WARNING)
-    console = plain_console(level) if args.verbose else quiet_console(log_path, level=level, bars=not _worker())
+    console = plain_console(level) if args.verbose else quiet_console(log_path, level=level, bars=not worker)
     reported = False
     with console as con:
         try:
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _keep_log(log_path, cfg.out / LOG_IN_OUT)
                 for rank in range(1, processes):
                     name = _log_name(str(rank))
-                    _keep_log(cfg.out.parent / f"{cfg.out.name}.{name}", cfg.out / LOG_IN_OUT.replace("run.log", name))
+                    _keep_log(cfg.out.parent / f"{cfg.out.name}.{name}", (cfg.out / LOG_IN_OUT).with_name(name))
         from export.report.document import selection_section, table  # noqa: PLC0415 - as export.pipeline
 
         print(table(report.results), file=con.out)

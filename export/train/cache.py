@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,18 +71,17 @@ def leave_launch() -> None:
     on it alone instead of waiting for processes that have left, with the CPU threads of this
     machine's processes (``torchrun`` gives each one thread). Does nothing outside a launch.
     """
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    import torch  # noqa: PLC0415 - heavy: loaded when training, not on import
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if not is_main_process():
         return
     launched = {v: os.environ.pop(v) for v in LAUNCH_VARIABLES if v in os.environ}
     if not launched:
         return
     # (each TrainingArguments resets accelerate's device state and reads the variables again)
-    import torch  # noqa: PLC0415 - heavy: loaded when training, not on import
-
     here = int(launched.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(min(torch.get_num_threads() * here, os.cpu_count() or 1))
     log.info(

@@ -51,7 +51,8 @@ import numpy as np
 
 from export.convert.onnx_rows import computes_first_token_only
 from export.report.machine import cpu_info, machine
-from runtime import TextClassifier
+from runtime import TextClassifier, load_manifest
+from runtime.tokenizer import BundleTokenizer
 
 BEGIN, END = "<!-- runtime-speed:begin -->", "<!-- runtime-speed:end -->"
 
@@ -324,6 +325,7 @@ class Row:
     buckets: tuple[int, ...] = ()  # a TFLite bundle's sequence lengths
     first_token: bool = False  # an ONNX graph whose last layer runs on the first token only
     round_model_ms: list[float] = field(default_factory=list)  # mean model time of every round
+    lengths: tuple[int, ...] = ()  # per text, the tokens this path runs (its own tokenizer, truncation)
 
 
 def first_token_graph(path: Path, backend: str, cfg: dict) -> bool:
@@ -355,6 +357,23 @@ def eval_split(run_dir: Path) -> tuple[list[str], list[int], tuple[str, ...]]:
     cfg = load_config(None, overrides)
     data = load_data(cfg.data, cfg.seed)
     return list(data.eval.texts), [int(y) for y in data.eval.labels], tuple(data.label_names)
+
+
+def teacher_lengths(model_dir: Path, texts: Sequence[str], max_length: int) -> tuple[int, ...]:
+    """Per text, the tokens the teacher paths run: its tokenizer, truncated at the run's
+    ``max_length`` as :func:`teacher_runner` and the Optimum runners truncate."""
+    from transformers import AutoTokenizer  # noqa: PLC0415 - the teacher paths' own tokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    return tuple(len(tok(t, truncation=True, max_length=max_length)["input_ids"]) for t in texts)
+
+
+def bundle_lengths(bundle: Path, texts: Sequence[str]) -> tuple[int, ...]:
+    """Per text, the tokens a bundle runs: its own tokenizer (a trimmed vocabulary splits words
+    differently), truncated at its ``max_length`` (unpadded: a bucket's padding is not counted)."""
+    manifest = load_manifest(bundle)
+    tokenizer = BundleTokenizer(bundle / manifest.tokenizer_file, manifest.max_length)
+    return tuple(int(n) for n in tokenizer.encode(texts, pad_to=None).attention_mask.sum(axis=1))
 
 
 def teacher_runner(model_dir: Path, max_length: int) -> Runner:
@@ -474,6 +493,7 @@ def main() -> int:
 
     rows: list[tuple[Row, Runner]] = []
     teacher_dir = run_dir / "models" / "teacher"
+    teacher_tokens = teacher_lengths(teacher_dir, texts, max_length)
     weights = [f for f in teacher_dir.iterdir() if f.suffix in (".safetensors", ".bin")]
     rows.append(
         (
@@ -484,6 +504,7 @@ def main() -> int:
                 1,
                 teacher_cfg,
                 sum(f.stat().st_size for f in weights) / 1e6,
+                lengths=teacher_tokens,
             ),
             teacher_runner(teacher_dir, max_length),
         )
@@ -495,7 +516,8 @@ def main() -> int:
             folder = work / ("optimum-fp32" if "fp32" in name else "optimum-int8")
             model_file = folder / ("model.onnx" if "fp32" in name else "model_quantized.onnx")
             precision = "fp32" if "fp32" in name else "int8-dynamic"
-            rows.append((Row(name, "optimum", precision, 1, teacher_cfg, model_file.stat().st_size / 1e6), runner))
+            size = model_file.stat().st_size / 1e6
+            rows.append((Row(name, "optimum", precision, 1, teacher_cfg, size, lengths=teacher_tokens), runner))
     for source in (run_dir, *args.more):
         # A run is named after its folder (or the folder above a plain "out").
         named = source.resolve()
@@ -505,12 +527,14 @@ def main() -> int:
                 continue
             cfg_dir = source / "models" / ("teacher" if bundle.name.startswith("teacher") else "student")
             cfg = json.loads((cfg_dir / "config.json").read_text())
+            tokens = bundle_lengths(bundle, texts)
             for threads in (1, 2):
                 clf = TextClassifier.load(bundle, threads=threads)
                 m = clf.manifest
                 row = Row(prefix + bundle.name, m.backend, m.precision, threads, cfg, size_mb([bundle]))
                 row.buckets = tuple(m.buckets) or ((m.fixed_length,) if m.fixed_length else ())
                 row.first_token = first_token_graph(bundle / m.model_file, m.backend, cfg)
+                row.lengths = tokens
                 rows.append((row, bundle_runner(clf)))
     for _ in range(args.rounds):
         for row, runner in rows:
@@ -535,10 +559,7 @@ def render(
     work: Path,
 ) -> str:
     """The BENCHMARKS.md section: the table and the done-when figures of issue 20."""
-    from transformers import AutoTokenizer  # noqa: PLC0415 - token counts with the run's own tokenizer
-
-    tok = AutoTokenizer.from_pretrained(run_dir / "models" / "teacher")
-    lengths = [len(tok(t, truncation=True, max_length=512)["input_ids"]) for t in texts]
+    lengths = rows[0][0].lengths  # the teacher's, for the header; each row's figures use its own
     m = machine()
     gemms = GemmTimer()
     nominal = cpu.mhz or 1.0  # type: ignore[attr-defined]
@@ -586,11 +607,11 @@ def render(
     def gemm_ms(r: Row) -> float:
         int8 = "int8" in r.precision
         if r.kind == "tflite" and r.precision in ("fp32", "int8-dynamic") and r.buckets:
-            return fcs.encoder_ms(r.config, lengths, r.buckets, int8, r.threads, r.first_token)
-        return gemms.encoder_ms(r.config, lengths, int8, r.threads, r.first_token)
+            return fcs.encoder_ms(r.config, r.lengths, r.buckets, int8, r.threads, r.first_token)
+        return gemms.encoder_ms(r.config, r.lengths, int8, r.threads, r.first_token)
 
     def floor_ms(r: Row, every_row: bool = False) -> float:
-        macs = float(np.mean([encoder_macs(r.config, n, r.first_token and not every_row) for n in lengths]))
+        macs = float(np.mean([encoder_macs(r.config, n, r.first_token and not every_row) for n in r.lengths]))
         per_cycle = peak.int8 if "int8" in r.precision else peak.fp32
         return macs / (per_cycle * r.threads * mhz * 1e6) * 1e3
 
@@ -613,13 +634,13 @@ def render(
         close = [r for r in int8_students if teacher.accuracy - r.accuracy <= 0.01 + 1e-9]
         best = min(close, key=lambda r: r.mean_ms) if close else fastest
         floor = floor_ms(best)
-        gemm = gemms.encoder_ms(best.config, lengths, True, 1, best.first_token)
+        gemm = gemms.encoder_ms(best.config, best.lengths, True, 1, best.first_token)
         own = gemm_ms(best)
         one_token = gemms.encoder_ms(best.config, [1], True, 1)
         weights = encoder_weights(best.config)
         gbps = read_gbps(weights)
         read = weights / (gbps * 1e9) * 1e3
-        macs = float(np.mean([encoder_macs(best.config, n, best.first_token) for n in lengths]))
+        macs = float(np.mean([encoder_macs(best.config, n, best.first_token) for n in best.lengths]))
         every_row = floor_ms(best, every_row=True)
         small = [r for r in kit if r.size_mb <= 10.0 and "student" in r.name]
 

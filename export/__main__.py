@@ -106,11 +106,6 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
     return load_config(args.config, [*overrides, *args.overrides])
 
 
-def _worker() -> bool:
-    """A non-zero rank of a torchrun / accelerate launch (rank 0 checks the inputs)."""
-    return os.environ.get("RANK", "0") != "0"
-
-
 LOG_IN_OUT = "logs/run.log"
 """Where the run's log ends up inside the output folder (the report links it)."""
 
@@ -127,18 +122,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     level = logging.WARNING if args.quiet else logging.INFO
     os.environ.setdefault("USE_TF", "0")  # this process never needs TensorFlow
+    # A torchrun / accelerate launch's rank: the others (workers) only train; rank 0 checks the inputs.
+    rank = os.environ.get("RANK", "0")
+    worker = rank != "0"
     try:
         cfg = build_config(args)
         # Before torch is imported: a bad path or an unreachable hub id answers at once.
-        data = None if _worker() else preflight(cfg)
+        data = None if worker else preflight(cfg)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     # The log sits beside the output folder while the run stages it; then it moves inside. The
     # other processes of a torchrun / accelerate launch log to their own files (which the main
     # process moves inside too) and show the console their warnings only, not the main one's lines again.
-    processes, worker = int(os.environ.get("WORLD_SIZE", "1")), _worker()
-    log_path = cfg.out.parent / f"{cfg.out.name}.{_log_name(os.environ.get('RANK', '0'))}"
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    log_path = cfg.out.parent / f"{cfg.out.name}.{_log_name(rank)}"
     log_path.unlink(missing_ok=True)
     if worker:
         level = max(level, logging.WARNING)
@@ -147,9 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with console as con:
         try:
             from export.pipeline import run  # noqa: PLC0415 - heavy imports after the input checks
-            from export.train.cache import is_main_process, train_worker  # noqa: PLC0415 - as export.pipeline
+            from export.train.cache import train_worker  # noqa: PLC0415 - as export.pipeline
 
-            if not is_main_process():  # torchrun / accelerate launch: this process only trains
+            if worker:  # torchrun / accelerate launch: this process only trains
                 train_worker(cfg)
                 return 0
             try:

@@ -25,12 +25,17 @@ class CpuInfo:
         vendor: ``vendor_id``, e.g. ``GenuineIntel`` or ``AuthenticAMD``.
         flags: ``flags``: the instruction-set extensions, e.g. ``avx2``, ``avx512_vnni``.
         mhz: The highest ``cpu MHz`` of any processor (0.0 when not listed).
+        family: ``cpu family`` (0 when not listed): with ``model_number``, the microarchitecture
+            where a VM hides the model name (``AMD EPYC``): see :func:`cpu_core`.
+        model_number: ``model``, the number (0 when not listed).
     """
 
     model: str = ""
     vendor: str = ""
     flags: frozenset[str] = frozenset()
     mhz: float = 0.0
+    family: int = 0
+    model_number: int = 0
 
 
 def cpu_info(path: Path = CPUINFO) -> CpuInfo:
@@ -51,7 +56,34 @@ def cpu_info(path: Path = CPUINFO) -> CpuInfo:
             except ValueError:
                 pass
     flags = frozenset(first.get("flags", "").split())
-    return CpuInfo(first.get("model name", ""), first.get("vendor_id", ""), flags, mhz)
+
+    def number(key: str) -> int:
+        value = first.get(key, "")
+        return int(value) if value.isdigit() else 0
+
+    return CpuInfo(
+        first.get("model name", ""),
+        first.get("vendor_id", ""),
+        flags,
+        mhz,
+        number("cpu family"),
+        number("model"),
+    )
+
+
+def cpu_core(info: CpuInfo) -> str:
+    """AMD's core generation ("Zen 2", "Zen 3", ...) from ``cpu family`` / ``model`` ("" for other
+    vendors or unknown families). Cloud VMs name the CPU just ``AMD EPYC``, while the generations
+    differ in what matters here (Zen 2 has one vector-integer-multiply pipe, Zen 4 AVX-512 VNNI)."""
+    if info.vendor != "AuthenticAMD":
+        return ""
+    if info.family == 0x17:
+        return "Zen 2" if info.model_number >= 0x30 else "Zen / Zen+"
+    if info.family == 0x19:
+        return "Zen 4" if "avx512f" in info.flags else "Zen 3"
+    if info.family == 0x1A:
+        return "Zen 5"
+    return ""
 
 
 def cpu_isa(flags: set[str] | frozenset[str]) -> str:
@@ -69,6 +101,9 @@ def machine() -> dict[str, Any]:
     and Python version, so latency and training figures can be read in context."""
     info = cpu_info()
     cpu, isa = info.model or platform.processor() or platform.machine(), cpu_isa(info.flags)
+    core = cpu_core(info)
+    if core and core not in cpu:
+        cpu = f"{cpu} {core}"
     return {
         "cpu": f"{cpu} ({isa})" if isa else cpu,
         "isa": isa,

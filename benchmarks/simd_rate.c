@@ -46,54 +46,37 @@ __attribute__((noinline)) static double fma_loop(float seed) {
     return took;
 }
 
-__attribute__((noinline)) static double maddubs_loop(int seed) {
-    const __m256i b = _mm256_set1_epi8((char)seed);
-#define DECL_U(j) __m256i u##j = b;
-#define STEP_U(j) u##j = _mm256_maddubs_epi16(u##j, b);
+/* The integer loops: the same body over ten chains of one instruction, or five of each of two. */
+#define DECL_U(j) __m256i u##j = ub;
+#define STEP_U(j) u##j = _mm256_maddubs_epi16(u##j, ub);
 #define KEEP_U(j) KEEP(u##j);
-#define SUM_I(v, j) s = _mm256_xor_si256(s, v##j);
-#define SUM_U(j) SUM_I(u, j)
-    TEN(DECL_U)
-    double began = now();
-    for (long i = 0; i < N; i++) { TEN(STEP_U) TEN(KEEP_U) }
-    double took = now() - began;
-    __m256i s = _mm256_setzero_si256();
-    TEN(SUM_U)
-    sink_i = _mm256_cvtsi256_si32(s);
-    return took;
-}
-
-__attribute__((noinline)) static double maddwd_loop(int seed) {
-    const __m256i b = _mm256_set1_epi16((short)seed);
-#define DECL_W(j) __m256i w##j = b;
-#define STEP_W(j) w##j = _mm256_madd_epi16(w##j, b);
+#define SUM_U(j) s = _mm256_xor_si256(s, u##j);
+#define DECL_W(j) __m256i w##j = wb;
+#define STEP_W(j) w##j = _mm256_madd_epi16(w##j, wb);
 #define KEEP_W(j) KEEP(w##j);
-#define SUM_W(j) SUM_I(w, j)
-    TEN(DECL_W)
-    double began = now();
-    for (long i = 0; i < N; i++) { TEN(STEP_W) TEN(KEEP_W) }
-    double took = now() - began;
-    __m256i s = _mm256_setzero_si256();
-    TEN(SUM_W)
-    sink_i = _mm256_cvtsi256_si32(s);
-    return took;
-}
+#define SUM_W(j) s = _mm256_xor_si256(s, w##j);
+#define DECL_M(j) DECL_U(j) DECL_W(j)
+#define STEP_M(j) STEP_U(j) STEP_W(j)
+#define KEEP_M(j) KEEP_U(j) KEEP_W(j)
+#define SUM_M(j) SUM_U(j) SUM_W(j)
+#define INT_LOOP(NAME, REPEAT, X)                                                                     \
+    __attribute__((noinline)) static double NAME(int seed) {                                          \
+        const __m256i ub = _mm256_set1_epi8((char)seed), wb = _mm256_set1_epi16((short)seed);        \
+        (void)ub;                                                                                     \
+        (void)wb;                                                                                     \
+        REPEAT(DECL_##X)                                                                              \
+        double began = now();                                                                         \
+        for (long i = 0; i < N; i++) { REPEAT(STEP_##X) REPEAT(KEEP_##X) }                            \
+        double took = now() - began;                                                                  \
+        __m256i s = _mm256_setzero_si256();                                                           \
+        REPEAT(SUM_##X)                                                                               \
+        sink_i = _mm256_cvtsi256_si32(s);                                                             \
+        return took;                                                                                  \
+    }
 
-__attribute__((noinline)) static double mixed_loop(int seed) {
-    const __m256i ub = _mm256_set1_epi8((char)seed), wb = _mm256_set1_epi16((short)seed);
-#define DECL_M(j) __m256i u##j = ub, w##j = wb;
-#define STEP_M(j) u##j = _mm256_maddubs_epi16(u##j, ub); w##j = _mm256_madd_epi16(w##j, wb);
-#define KEEP_M(j) KEEP(u##j); KEEP(w##j);
-#define SUM_M(j) SUM_I(u, j) SUM_I(w, j)
-    FIVE(DECL_M)
-    double began = now();
-    for (long i = 0; i < N; i++) { FIVE(STEP_M) FIVE(KEEP_M) }
-    double took = now() - began;
-    __m256i s = _mm256_setzero_si256();
-    FIVE(SUM_M)
-    sink_i = _mm256_cvtsi256_si32(s);
-    return took;
-}
+INT_LOOP(maddubs_loop, TEN, U)
+INT_LOOP(maddwd_loop, TEN, W)
+INT_LOOP(mixed_loop, FIVE, M)
 
 int main(void) {
     volatile float fseed = 1.0001f;
